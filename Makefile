@@ -1,0 +1,42 @@
+# The README's commands. Each creates .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PRESET ?= digits
+RUN    ?= runs/$(PRESET)
+
+.PHONY: train test lab bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(VENV)/.installed-notebooks: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[notebooks]"
+	touch $@
+
+## train: train the digits preset on CPU and write runs/digits (checkpoint, samples.png, metrics)
+train: $(VENV)/.installed
+	$(PY) -m nanoddpm_utils train --preset $(PRESET) --out $(RUN) --resume
+	$(PY) -m nanoddpm_utils sample --run $(RUN) --num 64 --out $(RUN)/samples.npz
+
+## test: the package tests and every notebook (pytest --nbmake), in smoke mode
+test: $(VENV)/.installed-dev
+	NANODDPM_SMOKE=1 $(PY) -m pytest -n 2 --dist loadfile tests notebooks --nbmake
+
+## lab: open the notebooks locally
+lab: $(VENV)/.installed-notebooks
+	$(VENV)/bin/jupyter lab notebooks
+
+## bench: benchmarks (not tests); prints tables quoted in the README
+bench: $(VENV)/.installed-dev
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,173 @@
+"""Run configuration as data: frozen dataclasses and named presets.
+
+A preset differs from another in a few fields; print one in a notebook cell to
+see everything a run depends on. ``Config.to_dict``/``from_dict`` round-trip
+through JSON (checkpoints store the config beside the weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+
+from .diffusion import VARIANCES
+from .schedule import SCHEDULES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The UNet's shape (names as the official code's ``unet.model`` arguments)."""
+
+    image_size: int = 32
+    in_channels: int = 3
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 2, 2)
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    dropout: float = 0.1
+    num_groups: int = 32
+
+    def __post_init__(self):
+        object.__setattr__(self, "ch_mult", tuple(self.ch_mult))
+        object.__setattr__(self, "attn_resolutions", tuple(self.attn_resolutions))
+        for name in ("image_size", "in_channels", "ch", "num_res_blocks", "num_groups"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.ch_mult or any(not isinstance(m, int) or m < 1 for m in self.ch_mult):
+            raise ValueError(f"ch_mult must be a non-empty tuple of positive integers, got {self.ch_mult!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        factor = 2 ** (len(self.ch_mult) - 1)
+        if self.image_size % factor:
+            raise ValueError(f"image_size {self.image_size} is not divisible by 2^(levels-1) = {factor} "
+                             f"for ch_mult {self.ch_mult}; use fewer levels or another image size")
+        missing = sorted(set(self.attn_resolutions) - set(self.resolutions))
+        if missing:
+            raise ValueError(f"attention resolution(s) {missing} never occur; the resolutions of this "
+                             f"UNet are {self.resolutions}")
+        widths = {self.ch * m for m in self.ch_mult}
+        bad = sorted(w for w in widths if w % self.num_groups)
+        if bad:
+            raise ValueError(f"channel widths {bad} are not multiples of num_groups={self.num_groups}; "
+                             "change ch or num_groups")
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """The feature-map side length at each level, e.g. (32, 16, 8, 4)."""
+        return tuple(self.image_size // 2**i for i in range(len(self.ch_mult)))
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The forward process and how the reverse process is sampled."""
+
+    schedule: str = "linear"
+    num_timesteps: int = 1000
+    variance: str = "fixedlarge"  # sigma_t^2 = beta_t (the paper's CIFAR-10 choice) or "fixedsmall"
+    clip_x0: bool = True
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        if not isinstance(self.num_timesteps, int) or self.num_timesteps < 1:
+            raise ValueError(f"num_timesteps must be an integer >= 1, got {self.num_timesteps!r}")
+        if self.variance not in VARIANCES:
+            raise ValueError(f"unknown variance {self.variance!r}; choose one of {VARIANCES}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (paper: Adam 2e-4, warmup 5000, clip 1.0, batch 128, EMA 0.9999)."""
+
+    steps: int = 800_000
+    batch_size: int = 128
+    lr: float = 2e-4
+    warmup_steps: int = 5000
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+    random_flip: bool = True
+    steps_per_call: int = 100  # K train steps inside one jitted lax.scan
+    log_every: int = 100
+    sample_every: int = 10_000
+    ckpt_every: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "steps_per_call", "log_every", "sample_every", "ckpt_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip <= 0:
+            raise ValueError("lr and grad_clip must be > 0 and warmup_steps >= 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    dataset: str  # "digits", "cifar10" or a folder of images
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        try:
+            return cls(name=d["name"], dataset=d["dataset"], model=ModelConfig(**d["model"]),
+                       diffusion=DiffusionConfig(**d["diffusion"]), train=TrainConfig(**d["train"]))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not a nanoddpm config ({e}); was it written by another version?") from None
+
+    def replace(self, **sections) -> "Config":
+        """``cfg.replace(train={"steps": 10})`` returns a copy with those fields changed."""
+        changes = {}
+        for section, values in sections.items():
+            if isinstance(values, dict):
+                changes[section] = replace(getattr(self, section), **values)
+            else:
+                changes[section] = values
+        return replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- presets
+PRESETS: dict[str, Config] = {
+    # The paper's CIFAR-10 model: 35.7M parameters, 800k steps at batch 128.
+    "paper_cifar10": Config(name="paper_cifar10", dataset="cifar10"),
+    # A few M parameters: trains to recognisable CIFAR-10 samples in about an hour on a Colab accelerator.
+    "nano_cifar10": Config(
+        name="nano_cifar10", dataset="cifar10",
+        model=ModelConfig(ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1),
+        train=TrainConfig(steps=30_000, warmup_steps=1000, ema_decay=0.9995, sample_every=5000, ckpt_every=2000),
+    ),
+    # scikit-learn's 8x8 digits, trained in about five minutes on a 2-core CPU.
+    "digits": Config(
+        name="digits", dataset="digits",
+        model=ModelConfig(image_size=8, in_channels=1, ch=32, ch_mult=(1, 2), num_res_blocks=2,
+                          attn_resolutions=(4,), dropout=0.0, num_groups=8),
+        train=TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup_steps=200, ema_decay=0.999,
+                          random_flip=False, steps_per_call=50, log_every=50, sample_every=2000,
+                          ckpt_every=1000),
+    ),
+    # Tiny, for tests: seconds to compile and run.
+    "smoke": Config(
+        name="smoke", dataset="digits",
+        model=ModelConfig(image_size=8, in_channels=1, ch=8, ch_mult=(1, 2), num_res_blocks=1,
+                          attn_resolutions=(4,), dropout=0.1, num_groups=4),
+        diffusion=DiffusionConfig(num_timesteps=50),
+        train=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup_steps=5, ema_decay=0.9, random_flip=False,
+                          steps_per_call=5, log_every=5, sample_every=10, ckpt_every=10),
+    ),
+}
+
+
+def get_preset(name: str) -> Config:
+    """Return the named preset (see ``PRESETS``)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

@@ -1,0 +1,87 @@
+"""The few channels-last layers the UNet needs, in Equinox's style.
+
+Equinox's Conv2d and GroupNorm are channels-first ``(C, H, W)``. We keep images
+channels-last ``(H, W, C)``: on XLA:CPU a channels-first convolution inside a
+``lax.scan``/``fori_loop`` body runs ~10x slower than outside it (jax-ml/jax#12868),
+and channels-last is the TPU's native layout. Each layer acts on ONE example.
+
+Initialisation follows the official code: variance scaling (fan_avg, uniform),
+zero biases, and ``init_scale=0`` for the layers that close a residual branch so
+each block starts as the identity.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+def _variance_scaling(key, shape, scale):
+    # fan_avg uniform over the last two axes (in, out); official code uses 1e-10 for "zero" init
+    init = jax.nn.initializers.variance_scaling(max(scale, 1e-10), "fan_avg", "uniform", in_axis=-2, out_axis=-1)
+    return init(key, shape, jnp.float32)
+
+
+class Linear(eqx.Module):
+    """A dense layer on the last axis; on an image this is a 1x1 convolution (the official code's ``nin``)."""
+
+    weight: Float[Array, "cin cout"]
+    bias: Float[Array, " cout"]
+
+    def __init__(self, in_features: int, out_features: int, *, key: PRNGKeyArray, init_scale: float = 1.0):
+        self.weight = _variance_scaling(key, (in_features, out_features), init_scale)
+        self.bias = jnp.zeros((out_features,), jnp.float32)
+
+    def __call__(self, x: Float[Array, "... cin"]) -> Float[Array, "... cout"]:
+        bias = self.bias.astype(x.dtype).reshape((1,) * (x.ndim - 1) + (-1,))
+        return x @ self.weight.astype(x.dtype) + bias
+
+
+class Conv2d(eqx.Module):
+    """A channels-last 2-D convolution with "SAME" padding (as TensorFlow's, also for stride 2)."""
+
+    weight: Float[Array, "kh kw cin cout"]  # HWIO
+    bias: Float[Array, " cout"]
+    stride: int = eqx.field(static=True)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, *,
+                 key: PRNGKeyArray, init_scale: float = 1.0):
+        shape = (kernel_size, kernel_size, in_channels, out_channels)
+        self.weight = _variance_scaling(key, shape, init_scale)
+        self.bias = jnp.zeros((out_channels,), jnp.float32)
+        self.stride = stride
+
+    def __call__(self, x: Float[Array, "h w cin"]) -> Float[Array, "h2 w2 cout"]:
+        y = jax.lax.conv_general_dilated(
+            x[None], self.weight.astype(x.dtype), window_strides=(self.stride, self.stride), padding="SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+        return y + self.bias.astype(x.dtype)[None, None, :]
+
+
+class GroupNorm(eqx.Module):
+    """Group normalisation over (H, W, C/G) per group, with a per-channel scale and shift."""
+
+    weight: Float[Array, " c"]
+    bias: Float[Array, " c"]
+    groups: int = eqx.field(static=True)
+    eps: float = eqx.field(static=True)
+
+    def __init__(self, groups: int, channels: int, eps: float = 1e-6):
+        if channels % groups:
+            raise ValueError(f"GroupNorm: {channels} channels do not split into {groups} groups; "
+                             "choose widths that are multiples of num_groups")
+        self.weight = jnp.ones((channels,), jnp.float32)
+        self.bias = jnp.zeros((channels,), jnp.float32)
+        self.groups = groups
+        self.eps = eps
+
+    def __call__(self, x: Float[Array, "h w c"]) -> Float[Array, "h w c"]:
+        h, w, c = x.shape
+        # statistics in float32 even when activations are bfloat16
+        g = x.astype(jnp.float32).reshape(h, w, self.groups, c // self.groups)
+        mean = g.mean(axis=(0, 1, 3), keepdims=True)
+        var = g.var(axis=(0, 1, 3), keepdims=True)
+        g = (g - mean) * jax.lax.rsqrt(var + self.eps)
+        return (g.reshape(h, w, c) * self.weight[None, None, :] + self.bias[None, None, :]).astype(x.dtype)
