@@ -1,0 +1,151 @@
+"""The command line: ``python -m nanoddpm_utils train|sample …`` (see ``--help`` of each).
+
+User errors (bad data, a bad flag value, an unusable checkpoint) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import PRESETS
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _nonnegative(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nanoddpm_utils",
+                                     description="Train and sample denoising diffusion models (DDPM) in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a preset and write a run directory",
+                       description="Train a DDPM. Writes RUN_DIR/config.json, checkpoints/, samples/ and "
+                                   "metrics.jsonl (and W&B logs: online when WANDB_API_KEY is set, else offline).")
+    t.add_argument("--preset", default="digits", choices=sorted(PRESETS),
+                   help="model + training preset (default: digits, which trains on a CPU in minutes)")
+    t.add_argument("--out", required=True, type=Path, help="run directory to write (created if missing)")
+    t.add_argument("--data", default=None,
+                   help="'digits' (scikit-learn, no download), 'cifar10' (kagglehub) or a folder of images; "
+                        "default: the preset's dataset")
+    t.add_argument("--steps", type=_nonnegative, default=None, help="total training steps (default: the preset's)")
+    t.add_argument("--batch-size", type=_positive, default=None, help="global batch size (default: the preset's)")
+    t.add_argument("--seed", type=int, default=None, help="random seed: same seed and config, same run (default 0)")
+    t.add_argument("--ckpt-every", type=_positive, default=None, help="checkpoint every N steps (default: preset's)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run",
+                       description="Sample with the run's EMA weights (the paper's Algorithm 2). Writes FILE.npz "
+                                   "holding `samples` (float32, N x H x W x C, in [0, 1]) and a PNG grid beside it.")
+    s.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
+    s.add_argument("--num", type=_positive, default=64, help="number of images (default 64)")
+    s.add_argument("--out", required=True, type=Path, help="output .npz file; the grid goes to the same name .png")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return parser
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"cannot write to {folder} ({e.strerror}); choose another --out") from None
+
+
+def cmd_train(args) -> None:
+    import jax
+
+    from . import checkpoint
+    from .config import get_preset
+    from .data import load_dataset
+    from .tracking import Tracker
+    from .train import fit, init_state
+
+    _check_writable(args.out)
+    train_overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
+                                         "ckpt_every": args.ckpt_every}.items() if v is not None}
+    has_run = bool(checkpoint.list_checkpoints(args.out))
+    if args.resume:
+        state, config = checkpoint.restore(args.out)
+        if config.name != args.preset:
+            raise ValueError(f"{args.out} holds a {config.name!r} run, not {args.preset!r}; pass --preset "
+                             f"{config.name} to resume it")
+        config = config.replace(train=train_overrides, dataset=args.data or config.dataset)
+        print(f"resuming {args.out} at step {int(state.step)}")
+    else:
+        if has_run:
+            raise ValueError(f"{args.out} already holds a run; pass --resume to continue it, or choose another --out")
+        config = get_preset(args.preset).replace(train=train_overrides, dataset=args.data or get_preset(args.preset).dataset)
+        state = None
+    m = config.model
+    data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels)
+    if state is None:
+        state = init_state(config, jax.random.key(config.train.seed))
+    print(f"{config.name}: {len(data)} training images of {data.shape[1:]}, {config.train.steps} steps of batch "
+          f"{config.train.batch_size} on {jax.devices()[0].platform.upper()}")
+    with Tracker(args.out, config.to_dict(), name=f"{config.name}-{args.out.name}") as tracker:
+        fit(config, data, state=state, run_dir=args.out, tracker=tracker, progress=not args.no_progress)
+    print(f"done: {args.out}")
+
+
+def cmd_sample(args) -> None:
+    import jax
+    import numpy as np
+
+    from . import checkpoint
+    from .sample import sample_images
+    from .tracking import save_png
+
+    state, config = checkpoint.restore(args.run)
+    if args.out.suffix != ".npz":
+        raise ValueError(f"--out must name a .npz file, got {args.out}")
+    _check_writable(args.out.parent)
+    images = sample_images(config, state.ema, jax.random.key(args.seed), args.num)
+    samples = np.asarray((images + 1.0) / 2.0, dtype=np.float32).clip(0.0, 1.0)
+    tmp = args.out.with_name(args.out.stem + ".tmp.npz")
+    np.savez(tmp, samples=samples)
+    os.replace(tmp, args.out)
+    png = save_png(images, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} ({samples.shape}, float32 in [0, 1]) and {png}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        {"train": cmd_train, "sample": cmd_sample}[args.command](args)
+    except (DataError, CheckpointError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the newest checkpoint is kept (resume with --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Experiment tracking: a metrics.jsonl file always, Weights & Biases when it can, image grids.
+
+A run's numbers never depend on W&B: every `Tracker.log` call appends one JSON line to
+`run_dir/metrics.jsonl`. W&B runs online when an API key is set, offline otherwise, and is
+set up so that it never asks a question (CI has no stdin): if it cannot start, it warns and
+falls back to offline, then to nothing. Tracking must never stop training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import wandb
+from PIL import Image
+
+MODES = ("online", "offline", "disabled")
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+class NoWandbCredentials(RuntimeError):
+    """Online mode was asked for but no API key is configured (we never prompt for one)."""
+
+
+def _to_uint8(images) -> np.ndarray:
+    """uint8 passes through; float is read as [-1, 1] and mapped to 0..255."""
+    x = np.asarray(images)
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"images must be uint8 or float in [-1, 1], got {x.dtype}")
+    return np.round(np.clip(x / 2 + 0.5, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile a batch `(N, H, W, C)` into one uint8 image `(H', W', C)`, white `pad` between tiles.
+
+    `nrow` is the number of columns (default `ceil(sqrt(N))`), so the grid has
+    `rows = ceil(N / nrow)` and shape `(rows*H + (rows-1)*pad, nrow*W + (nrow-1)*pad, C)`.
+    Image i sits at row `i // nrow`, column `i % nrow`; empty slots stay white.
+    """
+    x = _to_uint8(images)
+    if x.ndim != 4:
+        raise ValueError(f"image_grid wants (N, H, W, C), got shape {x.shape}")
+    n, h, w, c = x.shape
+    ncol = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / ncol))
+    grid = np.full((rows * h + (rows - 1) * pad, ncol * w + (ncol - 1) * pad, c), 255, np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        grid[r * (h + pad) : r * (h + pad) + h, col * (w + pad) : col * (w + pad) + w] = x[i]
+    return grid
+
+
+def save_png(grid_or_images, path, min_side: int = 256) -> Path:
+    """Write a grid `(H, W, C)` (or a batch `(N, H, W, C)`, tiled first) as a PNG, atomically.
+
+    C=1 gives a grayscale PNG. Small images are upscaled by an integer factor with
+    nearest-neighbour so the shorter side is at least `min_side` pixels (8x8 digits stay crisp).
+    """
+    x = _to_uint8(grid_or_images)
+    if x.ndim == 4:
+        x = image_grid(x)
+    if x.ndim == 2:
+        x = x[..., None]
+    factor = max(1, math.ceil(min_side / min(x.shape[:2])))
+    x = x.repeat(factor, axis=0).repeat(factor, axis=1)
+    img = Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def resolve_mode(mode: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """Pick the W&B mode: explicit `mode`, else `WANDB_MODE`, else online iff `WANDB_API_KEY`, else offline.
+
+    "dryrun" is W&B's old name for "offline". Returns one of `MODES`.
+    """
+    env = os.environ if env is None else env
+    chosen = mode or env.get("WANDB_MODE") or ("online" if env.get("WANDB_API_KEY") else "offline")
+    chosen = {"dryrun": "offline"}.get(chosen.lower(), chosen.lower())
+    if chosen not in MODES:
+        raise ValueError(f"W&B mode must be one of {MODES + ('dryrun',)}, got {chosen!r}")
+    return chosen
+
+
+def drop_secrets(config):
+    """A copy of `config` without any key naming a key, token, secret or password (recursively)."""
+    if isinstance(config, Mapping):
+        return {
+            k: drop_secrets(v)
+            for k, v in config.items()
+            if not any(word in str(k).lower() for word in SECRET_WORDS)
+        }
+    if isinstance(config, (list, tuple)):
+        return type(config)(drop_secrets(v) for v in config)
+    return config
+
+
+def _scalar(name: str, value):
+    """A metric as a plain Python number (jax/numpy scalars included); strings pass through."""
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    a = np.asarray(value)
+    if a.size != 1:
+        raise TypeError(f"metric {name!r} must be a scalar, got shape {a.shape}")
+    return int(a.item()) if np.issubdtype(a.dtype, np.integer) else float(a.item())
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """The metrics a `Tracker` wrote to `run_dir/metrics.jsonl`, one dict per `log` call."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Tracker:
+    """Log metrics to `run_dir/metrics.jsonl` and, when possible, to W&B. Also a context manager.
+
+    `mode` is resolved by `resolve_mode` (see there) and stored in `self.mode`; after a failed
+    start it is what actually runs ("offline" after online failed, "disabled" if W&B is off).
+    In "disabled" mode wandb.init is not called at all and `self.run` is None. The config sent
+    to W&B (`self.config`) has every key naming a key/token/secret/password removed.
+    """
+
+    def __init__(self, run_dir, config: dict, *, project: str = "nanoddpm", name: str | None = None,
+                 mode: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            config = dataclasses.asdict(config)
+        self.config = drop_secrets(dict(config or {}))
+        self.mode = resolve_mode(mode)
+        self.run = None
+        attempts = {"online": ["online", "offline"], "offline": ["offline"], "disabled": []}[self.mode]
+        for attempt in attempts:
+            try:
+                self.run = self._start(attempt, project, name)
+                self.mode = attempt
+                break
+            except Exception as e:  # never let W&B stop training; never echo the key
+                self._warn(f"start in {attempt} mode", e, "offline" if attempt == "online" else "disabled")
+                self.mode = "disabled"
+
+    @staticmethod
+    def _warn(what: str, e: Exception, nxt: str) -> None:
+        warnings.warn(f"W&B could not {what} ({type(e).__name__}); using {nxt}, metrics.jsonl is "
+                      "still written", RuntimeWarning, stacklevel=3)
+
+    def _start(self, mode: str, project: str, name: str | None):
+        """`wandb.init` in a form that cannot prompt: online needs credentials found without asking."""
+        if mode == "online" and not wandb.login(prompt=False, verify=False):
+            raise NoWandbCredentials("set WANDB_API_KEY or run `wandb login`")
+        settings = wandb.Settings(silent=True, console="off", reinit="finish_previous")
+        return wandb.init(project=project, name=name, config=self.config, dir=str(self.run_dir),
+                          mode=mode, settings=settings)
+
+    def log(self, metrics: Mapping[str, Any], step: int) -> None:
+        """Append `{"step": step, **metrics}` to metrics.jsonl and send the metrics to W&B."""
+        row = {k: _scalar(k, v) for k, v in metrics.items()}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps({"step": int(step), **row}) + "\n")
+        self._send(lambda: row, step)
+
+    def log_images(self, name: str, images, step: int) -> None:
+        """Send a batch (N, H, W, C), uint8 or float in [-1, 1], to W&B as ONE uint8 grid image."""
+        if self.run is not None:
+            grid = image_grid(images)  # uint8 HWC: wandb.Image truncates float arrays
+            self._send(lambda: {name: wandb.Image(grid)}, step)
+
+    def _send(self, make_row, step: int) -> None:
+        """`run.log` if W&B is on; on any W&B error warn once and switch W&B off."""
+        if self.run is None:
+            return
+        try:
+            self.run.log(make_row(), step=int(step))
+        except Exception as e:
+            self._warn("log", e, "disabled")
+            self.run, self.mode = None, "disabled"
+
+    def finish(self, exit_code: int | None = None) -> None:
+        """Close the W&B run (safe to call twice)."""
+        if self.run is not None:
+            run, self.run = self.run, None
+            try:
+                run.finish(exit_code=exit_code)
+            except Exception as e:
+                self._warn("finish", e, "nothing")
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.finish(exit_code=1 if exc_type is not None else None)

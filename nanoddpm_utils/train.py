@@ -1,0 +1,211 @@
+"""Training: the TrainState, ONE jitted train step (L_simple, Adam, warmup, clipping, EMA),
+K steps in one ``lax.scan``, and the ``fit`` driver (progress bar, logging, samples, checkpoints).
+
+Every step draws its batch on device from the in-memory uint8 dataset, so Python
+touches the host once per K steps. Algorithm 1 of the paper, per example:
+    x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I);  minimise ||eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1-abar_t) eps, t)||^2
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .config import Config
+from .data import get_batch
+from .diffusion import loss_simple, q_sample
+from .schedule import Schedule, make_schedule
+from .unet import UNet, make_model
+
+
+class TrainState(eqx.Module):
+    """Everything a run needs to continue: weights, their EMA, Adam's moments, the step and the PRNG key."""
+
+    model: UNet
+    ema: UNet
+    opt_state: PyTree
+    step: Array  # int32 scalar, on device
+    key: Array  # raw uint32 key data (serialisable); wrap with jax.random.wrap_key_data
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """Clip the global gradient norm, then Adam with a linear warmup of the learning rate (as the official code)."""
+    tc = config.train
+    lr = optax.linear_schedule(0.0, tc.lr, tc.warmup_steps) if tc.warmup_steps > 0 else tc.lr
+    return optax.chain(optax.clip_by_global_norm(tc.grad_clip), optax.adam(lr))
+
+
+def learning_rate(config: Config, step):
+    """The learning rate used at ``step`` (for logging): lr * min(step / warmup, 1)."""
+    tc = config.train
+    return tc.lr * jnp.minimum(step / max(tc.warmup_steps, 1), 1.0) if tc.warmup_steps > 0 else jnp.float32(tc.lr)
+
+
+def init_state(config: Config, key: PRNGKeyArray | int | None = None) -> TrainState:
+    """A fresh run: the UNet, an EMA that starts as a copy of it, Adam's zero moments, step 0."""
+    if key is None:
+        key = config.train.seed
+    if isinstance(key, int):
+        key = jax.random.key(key)
+    k_model, k_run = jax.random.split(key)
+    model = make_model(config, key=k_model)
+    ema = jax.tree_util.tree_map(lambda x: jnp.copy(x) if eqx.is_array(x) else x, model)
+    opt_state = make_optimizer(config).init(eqx.filter(model, eqx.is_inexact_array))
+    return TrainState(model, ema, opt_state, jnp.zeros((), jnp.int32), jax.random.key_data(k_run))
+
+
+# --------------------------------------------------------------------------- the loss
+def batch_loss(model: UNet, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGKeyArray):
+    """L_simple averaged over a batch: random t and eps per example, dropout keys per example."""
+    B = x0.shape[0]
+    k_t, k_eps, k_drop = jax.random.split(key, 3)
+    t = jax.random.randint(k_t, (B,), 0, schedule.num_timesteps)
+    noise = jax.random.normal(k_eps, x0.shape, x0.dtype)
+    x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, x0, t, noise)
+    eps = jax.vmap(lambda x, s, k: model(x, s, key=k))(x_t, t, jax.random.split(k_drop, B))
+    return jnp.mean(jax.vmap(loss_simple)(eps, noise))
+
+
+def ema_update(ema: UNet, model: UNet, decay: float) -> UNet:
+    """ema <- decay * ema + (1 - decay) * params, on the floating-point leaves only."""
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    ema_params = eqx.filter(ema, eqx.is_inexact_array)
+    new = jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
+    return eqx.combine(new, static)
+
+
+def _train_step(config: Config, schedule: Schedule, optimizer, data, state: TrainState):
+    """One step of Algorithm 1 (pure; jitted by the makers below)."""
+    tc = config.train
+    key, k_batch, k_loss = jax.random.split(jax.random.wrap_key_data(state.key), 3)
+    x0 = get_batch(k_batch, data, tc.batch_size, tc.random_flip)
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(state.model, schedule, x0, k_loss)
+    params = eqx.filter(state.model, eqx.is_inexact_array)
+    updates, opt_state = optimizer.update(grads, state.opt_state, params)
+    model = eqx.apply_updates(state.model, updates)
+    ema = ema_update(state.ema, model, tc.ema_decay)
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": learning_rate(config, state.step)}
+    return TrainState(model, ema, opt_state, state.step + 1, jax.random.key_data(key)), metrics
+
+
+def make_train_step(config: Config, schedule: Schedule | None = None) -> Callable:
+    """``step(data, state) -> (state, metrics)``: one jitted region; the state is donated."""
+    schedule = schedule if schedule is not None else schedule_for(config)
+    optimizer = make_optimizer(config)
+
+    @eqx.filter_jit(donate="all-except-first")
+    def train_step(data, state):
+        return _train_step(config, schedule, optimizer, data, state)
+
+    return train_step
+
+
+def make_train_steps(config: Config, num_steps: int, schedule: Schedule | None = None) -> Callable:
+    """``steps(data, state) -> (state, metrics)``: ``num_steps`` train steps in ONE jit, as a ``lax.scan``.
+
+    Metrics come back stacked, one row per step. On XLA:CPU a loop body with a
+    channels-first conv is ~10x slower (jax-ml/jax#12868); our channels-last UNet
+    runs as fast here as step-by-step calls (bench/bench_train_loop.py measures it).
+    """
+    schedule = schedule if schedule is not None else schedule_for(config)
+    optimizer = make_optimizer(config)
+
+    @eqx.filter_jit(donate="all-except-first")
+    def train_steps(data, state):
+        params, static = eqx.partition(state, eqx.is_array)
+
+        def body(carry, _):
+            carry, metrics = _train_step(config, schedule, optimizer, data, eqx.combine(carry, static))
+            return eqx.filter(carry, eqx.is_array), metrics
+
+        params, metrics = jax.lax.scan(body, params, None, length=num_steps)
+        return eqx.combine(params, static), metrics
+
+    return train_steps
+
+
+def schedule_for(config: Config) -> Schedule:
+    return make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps)
+
+
+# --------------------------------------------------------------------------- the driver
+def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, steps: int | None = None,
+        run_dir: str | Path | None = None, tracker=None, progress: bool = True,
+        on_log: Callable[[int, dict], None] | None = None) -> tuple[TrainState, list[dict]]:
+    """Train until ``steps`` total steps (default ``config.train.steps``); returns (state, logged metrics).
+
+    Runs ``steps_per_call`` steps per jitted call. Every ``log_every`` steps it logs the
+    mean loss, grad norm, lr and images/s (to ``tracker`` if given); with a ``run_dir``
+    it also writes a sample grid every ``sample_every`` steps and a checkpoint every
+    ``ckpt_every`` steps and at the end.
+    """
+    from tqdm.auto import tqdm
+
+    from . import checkpoint
+    from .sample import sample_images
+    from .tracking import save_png
+
+    tc = config.train
+    total = tc.steps if steps is None else steps
+    if total < 0:
+        raise ValueError(f"steps must be >= 0, got {total}")
+    schedule = schedule_for(config)
+    state = state if state is not None else init_state(config)
+    data = jnp.asarray(data)
+    K = max(1, min(tc.steps_per_call, tc.log_every))
+    multi = make_train_steps(config, K, schedule)
+    single = make_train_step(config, schedule)
+    step = int(state.step)
+    history, pending, t_last, n_last = [], [], time.perf_counter(), step
+
+    def crossed(every, before, after):
+        return after // every > before // every
+
+    bar = tqdm(total=total, initial=min(step, total), disable=not progress, desc=config.name, unit="step")
+    while step < total:
+        if total - step >= K:
+            state, metrics = multi(data, state)
+            n = K
+        else:
+            state, metrics = single(data, state)
+            metrics = jax.tree_util.tree_map(lambda m: m[None], metrics)
+            n = 1
+        pending.append(metrics)
+        before, step = step, step + n
+        bar.update(n)
+        if crossed(tc.log_every, before, step) or step == total:
+            chunk = jax.tree_util.tree_map(lambda *m: jnp.concatenate(m), *pending)
+            losses = np.asarray(chunk["loss"])  # the one host sync per log interval
+            if not np.all(np.isfinite(losses)):
+                bar.close()
+                raise FloatingPointError(f"non-finite loss at step {step - len(losses) + int(np.argmax(~np.isfinite(losses)))}")
+            now = time.perf_counter()
+            row = {"step": step, "loss": float(losses.mean()), "grad_norm": float(np.mean(chunk["grad_norm"])),
+                   "lr": float(chunk["lr"][-1]), "images_per_sec": (step - n_last) * tc.batch_size / (now - t_last)}
+            history.append(row)
+            pending, t_last, n_last = [], now, step
+            bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_sec']:.0f}")
+            if tracker is not None:
+                tracker.log({k: v for k, v in row.items() if k != "step"}, step=step)
+            if on_log is not None:
+                on_log(step, row)
+        if run_dir is not None:
+            paused = time.perf_counter()
+            if crossed(tc.sample_every, before, step) or step == total:
+                images = sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule)
+                save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")
+                if tracker is not None:
+                    tracker.log_images("samples", images, step=step)
+            if crossed(tc.ckpt_every, before, step) or step == total:
+                checkpoint.save(run_dir, state, config)
+            t_last += time.perf_counter() - paused  # sampling and saving are not training time
+    bar.close()
+    return state, history

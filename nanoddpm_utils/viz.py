@@ -1,0 +1,69 @@
+"""Plotting helpers and the one widget the notebooks share.
+
+Images are channels-last, ``(N, H, W, C)`` (or ``(N, H, W)`` for grey), either
+floats in [-1, 1] (the model's range) or uint8 in [0, 255] (the datasets' range).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def to_uint8(images) -> np.ndarray:
+    """Map images to uint8: floats in [-1, 1] are clipped and scaled, uint8 passes through."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.round((np.clip(images.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | None = None,
+                size: float = 1.6, suptitle: str | None = None) -> plt.Figure:
+    """Draw ``N`` images side by side (wrapping after ``ncols``) and return the figure."""
+    images = to_uint8(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]  # grey: (N, H, W)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"expected images of shape (N, H, W) or (N, H, W, C), got {images.shape}")
+    n = len(images)
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{n} images but {len(titles)} titles")
+    ncols = min(n, ncols or n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if suptitle else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255,
+                      interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def slider(fn: Callable[[int], None], *, min: int = 0, max: int = 999, step: int = 1, value: int | None = None,
+           description: str = "t"):
+    """An ``IntSlider`` over ``t`` that re-runs ``fn(t)`` (which draws or prints) below it on every move.
+
+    Returns the widget (an ``ipywidgets.VBox``); display it by leaving it last in a cell.
+    ``fn`` runs once straight away, so the output is there before the first move.
+    """
+    import ipywidgets as widgets
+
+    if "google.colab" in sys.modules:  # Colab renders ipywidgets 8 only through its custom widget manager
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+    s = widgets.IntSlider(value=min if value is None else value, min=min, max=max, step=step,
+                          description=description, continuous_update=False,
+                          layout=widgets.Layout(width="95%"))
+    out = widgets.interactive_output(lambda t: fn(t), {"t": s})  # runs fn(t) now and on every move
+    return widgets.VBox([s, out])

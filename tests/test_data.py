@@ -1,0 +1,408 @@
+"""Tests for nanoddpm_utils.data: every loader on small data written in the exact on-disk layout.
+
+kagglehub is monkeypatched to return the fabricated folder, so the real download
+code path runs without a network.
+"""
+
+import csv
+import os
+import pickle
+
+import jax
+import jax.numpy as jnp
+import kagglehub
+import numpy as np
+import pytest
+from PIL import Image
+
+from nanoddpm_utils import data as D
+from nanoddpm_utils.data import (
+    DataError, get_batch, load_cifar10, load_dataset, load_digits, load_image_folder, to_model_range, to_uint8)
+
+RNG = np.random.default_rng(0)
+
+
+# --- helpers that write each layout ------------------------------------------------
+
+def _rows(images):
+    """(N, 32, 32, 3) -> the official (N, 3072) rows, written index by index from the spec:
+    byte c*1024 + y*32 + x holds channel c (R, G, B) of pixel (row y, column x)."""
+    n = len(images)
+    rows = np.zeros((n, 3072), np.uint8)
+    for c in range(3):
+        for y in range(32):
+            for x in range(32):
+                rows[:, c * 1024 + y * 32 + x] = images[:, y, x, c]
+    return rows
+
+
+def _write_batch(file, images, labels, legacy_numpy_name=False):
+    batch = {b"batch_label": b"training batch", b"labels": [int(v) for v in labels], b"data": _rows(images),
+             b"filenames": [b"img_%d.png" % i for i in range(len(images))]}
+    payload = pickle.dumps(batch, protocol=3)  # protocol 3: bytes stay bytes, arrays use _reconstruct
+    if legacy_numpy_name:  # the real files were written by numpy 1 ("numpy.core")
+        payload = payload.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    file.write_bytes(payload)
+
+
+@pytest.fixture
+def batches_dir(tmp_path):
+    """A kagglehub-like download dir: <root>/1/cifar-10-batches-py/{data_batch_1,data_batch_2,test_batch}."""
+    root = tmp_path / "kaggle" / "pankrzysiu" / "1"
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    images = RNG.integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    images[0] = 0
+    images[0, 2, 5] = (200, 100, 50)  # row 2, column 5: R, G, B
+    labels = RNG.integers(0, 10, 30)
+    _write_batch(folder / "data_batch_1", images[:10], labels[:10], legacy_numpy_name=True)
+    _write_batch(folder / "data_batch_2", images[10:20], labels[10:20])
+    _write_batch(folder / "test_batch", images[20:], labels[20:])
+    (folder / "batches.meta").write_bytes(b"unused")
+    return root, images, labels
+
+
+def _save_png(file, array):
+    file.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.squeeze()).save(file)
+
+
+def _patch_kaggle(monkeypatch, folder, calls):
+    def fake(handle, *args, **kwargs):
+        calls.append(handle)
+        return str(folder)
+    monkeypatch.setattr(kagglehub, "dataset_download", fake)
+    monkeypatch.setattr(kagglehub, "competition_download", fake)
+
+
+def _forbid_kaggle(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("kagglehub must not be called for a local path")
+    monkeypatch.setattr(kagglehub, "dataset_download", fail)
+    monkeypatch.setattr(kagglehub, "competition_download", fail)
+
+
+# --- scikit-learn digits -------------------------------------------------------------
+
+def test_digits_scaling_shapes_and_split():
+    from sklearn.datasets import load_digits as sk
+
+    all_x, all_y = load_digits("all", return_labels=True)
+    assert all_x.shape == (1797, 8, 8, 1) and all_x.dtype == np.uint8
+    np.testing.assert_array_equal(all_x[..., 0], np.round(sk().images * 255 / 16).astype(np.uint8))
+    assert all_x.min() == 0 and all_x.max() == 255
+
+    tr_x, tr_y = load_digits("train", return_labels=True)
+    te_x, te_y = load_digits("test", return_labels=True)
+    assert len(tr_x) == 1437 and len(te_x) == 360 and tr_y.shape == (1437,)
+    # train and test are disjoint and together are exactly all 1797 (as a multiset of image+label)
+    key = lambda x, y: sorted(xi.tobytes() + bytes([yi]) for xi, yi in zip(x, y))  # noqa: E731
+    assert key(np.concatenate([tr_x, te_x]), np.concatenate([tr_y, te_y])) == key(all_x, all_y)
+    # stratified: every digit is ~20% test
+    assert all(34 <= (te_y == d).sum() <= 38 for d in range(10))
+    # deterministic
+    np.testing.assert_array_equal(load_digits("test"), te_x)
+    assert isinstance(load_digits("train"), np.ndarray)
+
+
+def test_bad_split():
+    with pytest.raises(DataError, match="unknown split 'val'"):
+        load_digits("val")
+
+
+# --- CIFAR-10: pickled batches -------------------------------------------------------
+
+def test_cifar_batches_via_kagglehub(monkeypatch, batches_dir):
+    root, images, labels = batches_dir
+    calls = []
+    _patch_kaggle(monkeypatch, root, calls)
+    x, y = load_cifar10("train", return_labels=True)
+    assert calls == ["pankrzysiu/cifar10-python"]
+    assert x.shape == (20, 32, 32, 3) and x.dtype == np.uint8 and y.dtype == np.int32
+    np.testing.assert_array_equal(x, images[:20])
+    np.testing.assert_array_equal(y, labels[:20])
+    # the planted pixel: R, G, B in that order at row 2, column 5 (and not transposed)
+    assert tuple(x[0, 2, 5]) == (200, 100, 50)
+    assert tuple(x[0, 5, 2]) == (0, 0, 0)
+    xt, yt = load_cifar10("test", return_labels=True)
+    np.testing.assert_array_equal(xt, images[20:])
+    np.testing.assert_array_equal(yt, labels[20:])
+    assert load_cifar10("all").shape == (30, 32, 32, 3)
+
+
+def test_cifar_batches_local_path_and_load_dataset(monkeypatch, batches_dir):
+    root, images, _ = batches_dir
+    _forbid_kaggle(monkeypatch)
+    np.testing.assert_array_equal(load_cifar10("test", path=root), images[20:])
+    np.testing.assert_array_equal(load_dataset(str(root), image_size=32, channels=3), images[:20])
+    with pytest.raises(DataError, match=r"32x32x3.*preset expects 8x8x1"):
+        load_dataset(str(root), image_size=8, channels=1)
+    with pytest.raises(DataError, match="does not hold the CIFAR-10 'png' layout"):
+        load_cifar10(path=root, layout="png")
+
+
+def test_cifar_batch_bad_contents(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"pixels": np.zeros((2, 3072), np.uint8)}, protocol=3))
+    with pytest.raises(DataError, match=r"data_batch_1 is not a CIFAR-10 batch.*found \[b'pixels'\]"):
+        load_cifar10(path=tmp_path)
+    (folder / "data_batch_1").write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=3))
+    with pytest.raises(DataError, match=r"data_batch_1: b'data' should be .*\(N, 3072\), found uint8 \(2, 100\)"):
+        load_cifar10(path=tmp_path)
+    (folder / "data_batch_1").write_bytes(b"\x80\x03truncated")
+    with pytest.raises(DataError, match="cannot unpickle CIFAR-10 batch .*data_batch_1"):
+        load_cifar10(path=tmp_path)
+
+
+class _Evil:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_cifar_pickle_cannot_run_code(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    pwned = tmp_path / "pwned"
+    payload = pickle.dumps({b"data": _Evil(f"touch {pwned}"), b"labels": [0]}, protocol=3)
+    (folder / "data_batch_1").write_bytes(payload)
+    (folder / "test_batch").write_bytes(payload)
+    with pytest.raises(DataError, match=r"data_batch_1 asks to load the forbidden global (posix|os|nt)\.system"):
+        load_cifar10(path=tmp_path)
+    assert not pwned.exists()
+    # the payload is live: an ordinary pickle.load would have run it
+    pickle.loads(payload)
+    assert pwned.exists()
+
+
+# --- CIFAR-10: PNG class folders -----------------------------------------------------
+
+def test_cifar_png_folders(monkeypatch, tmp_path):
+    root = tmp_path / "dl" / "versions" / "1"
+    imgs = RNG.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    files = {("train", "cat", "0001.png"): 0, ("train", "cat", "0002.png"): 1, ("train", "ship", "0003.png"): 2,
+             ("train", "ship", "0004.PNG"): 3, ("test", "cat", "0005.png"): 4, ("test", "ship", "0006.png"): 5}
+    for (part, cls, name), i in files.items():
+        _save_png(root / "cifar10" / part / cls / name, imgs[i])
+    calls = []
+    _patch_kaggle(monkeypatch, root, calls)
+    x, y = load_cifar10("train", layout="png", return_labels=True)
+    assert calls == ["ayush1220/cifar10"]
+    np.testing.assert_array_equal(x, imgs[:4])  # PNG is lossless
+    np.testing.assert_array_equal(y, [3, 3, 8, 8])  # CIFAR-10's own numbers for cat and ship
+    np.testing.assert_array_equal(load_cifar10("test", layout="png"), imgs[4:])
+    assert load_cifar10("all", layout="png").shape == (6, 32, 32, 3)
+    # auto-detection on a local path
+    _forbid_kaggle(monkeypatch)
+    np.testing.assert_array_equal(load_dataset(str(root), split="test"), imgs[4:])
+
+
+# --- CIFAR-10: the competition layout --------------------------------------------------
+
+def _make_competition(folder, imgs, names):
+    import py7zr
+
+    src = folder / "src"
+    for i, img in enumerate(imgs, start=1):
+        _save_png(src / "train" / f"{i}.png", img)
+    with py7zr.SevenZipFile(folder / "train.7z", "w") as z:
+        z.writeall(src / "train", "train")
+    with open(folder / "trainLabels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label"])
+        order = list(range(1, len(imgs) + 1))[::-1]  # file order must not matter: ids do
+        for i in order:
+            w.writerow([i, names[i - 1]])
+    (folder / "sampleSubmission.csv").write_text("id,label\n")
+    for f in sorted(src.rglob("*"), reverse=True):
+        f.unlink() if f.is_file() else f.rmdir()
+    src.rmdir()
+
+
+def test_cifar_competition(monkeypatch, tmp_path):
+    import py7zr
+
+    folder = tmp_path / "comp"
+    folder.mkdir()
+    imgs = RNG.integers(0, 256, (11, 32, 32, 3), dtype=np.uint8)  # 11 ids: "10" sorts before "2" as text
+    names = [D.CIFAR10_CLASSES[i % 10] for i in range(11)]
+    _make_competition(folder, imgs, names)
+    calls = []
+    _patch_kaggle(monkeypatch, folder, calls)
+    x, y = load_cifar10(layout="competition", return_labels=True)
+    assert calls == ["cifar-10"]
+    np.testing.assert_array_equal(x, imgs)
+    np.testing.assert_array_equal(y, [i % 10 for i in range(11)])
+    # extracted once, atomically: the final folder and no leftover partial one
+    assert (folder / "train.7z.extracted" / "train" / "11.png").is_file()
+    assert not list(folder.glob("*.partial-*"))
+
+    def no_second_extraction(*args, **kwargs):
+        raise AssertionError("train.7z extracted twice")
+    monkeypatch.setattr(py7zr, "SevenZipFile", no_second_extraction)
+    np.testing.assert_array_equal(load_cifar10(path=folder), imgs)  # auto-detects the competition layout
+    with pytest.raises(DataError, match="no labelled test split"):
+        load_cifar10("test", layout="competition")
+
+
+def test_competition_interrupted_extraction_is_not_kept(monkeypatch, tmp_path):
+    import py7zr
+
+    folder = tmp_path / "comp"
+    folder.mkdir()
+    _make_competition(folder, RNG.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8), ["cat", "dog"])
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def extractall(self, dest):
+            (dest / "train").mkdir()  # half written, then the archive turns out corrupt
+            raise py7zr.exceptions.Bad7zFile("not a 7z file")
+
+    monkeypatch.setattr(py7zr, "SevenZipFile", Broken)
+    with pytest.raises(DataError, match=r"cannot extract .*train\.7z .*Bad7zFile"):
+        load_cifar10(path=folder)
+    assert not (folder / "train.7z.extracted").exists()
+    assert not list(folder.glob("*.partial-*"))
+
+
+# --- kagglehub failures --------------------------------------------------------------
+
+@pytest.mark.parametrize("layout, fn", [("batches", "dataset_download"), ("competition", "competition_download")])
+def test_kaggle_failure_explains_credentials(monkeypatch, layout, fn):
+    fake_key = "0123fake-kaggle-key-4567"
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", fake_key)
+
+    def fail(handle, *args, **kwargs):
+        raise RuntimeError(f"401 Client Error: Unauthorized for user someone key {fake_key}")
+    monkeypatch.setattr(kagglehub, fn, fail)
+    with pytest.raises(DataError) as info:
+        load_cifar10(layout=layout)
+    msg = str(info.value)
+    assert "401" in msg and "Secrets panel" in msg and "~/.kaggle/kaggle.json" in msg and "chmod 600" in msg
+    assert "KAGGLE_USERNAME" in msg and "KAGGLE_KEY" in msg
+    assert fake_key not in msg and "\n" not in msg
+    assert ("kaggle.com/c/cifar-10" in msg) == (layout == "competition")
+
+
+# --- a local image folder ----------------------------------------------------------
+
+def test_image_folder(tmp_path):
+    imgs = RNG.integers(0, 256, (3, 16, 12, 3), dtype=np.uint8)
+    _save_png(tmp_path / "b" / "2.PNG", imgs[1])
+    _save_png(tmp_path / "a.png", imgs[0])
+    _save_png(tmp_path / "c.jpeg", imgs[2])  # JPEG is lossy: only its shape is checked
+    (tmp_path / "notes.txt").write_text("not an image")
+    x = load_image_folder(tmp_path)
+    assert x.shape == (3, 16, 12, 3) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x[:2], imgs[:2])  # sorted: a.png, b/2.PNG, c.jpeg
+    gray = load_image_folder(tmp_path, channels=1)
+    assert gray.shape == (3, 16, 12, 1)
+    np.testing.assert_array_equal(gray[0, ..., 0], np.asarray(Image.fromarray(imgs[0]).convert("L")))
+    np.testing.assert_array_equal(load_dataset(str(tmp_path), channels=1), gray)
+    with pytest.raises(DataError, match="has no test split"):
+        load_dataset(str(tmp_path), split="test")
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_image_folder(tmp_path / "nope")
+    with pytest.raises(DataError, match=r"neither 'digits', 'cifar10' nor an existing folder"):
+        load_dataset(str(tmp_path / "nope"))
+    (tmp_path / "readme.txt").write_text("hi")
+    with pytest.raises(DataError, match=r"no images found .*\.png, \.jpg, \.jpeg"):
+        load_image_folder(tmp_path)
+    _save_png(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    _save_png(tmp_path / "b.png", np.zeros((8, 10, 3), np.uint8))
+    with pytest.raises(DataError, match=r"a\.png is 8x8 but .*b\.png is 10x8; resize them all .*resize\(\(8, 8\)\)"):
+        load_image_folder(tmp_path)
+    (tmp_path / "b.png").write_bytes(b"this is not a png")
+    with pytest.raises(DataError, match=r"cannot read image .*b\.png"):
+        load_image_folder(tmp_path)
+
+
+def test_load_dataset_presets():
+    x = load_dataset("digits", image_size=8, channels=1)
+    assert x.shape == (1437, 8, 8, 1)
+    assert load_dataset("digits", split="test").shape == (360, 8, 8, 1)
+    with pytest.raises(DataError, match=r"8x8x1 \(HxWxC\) but the preset expects 32x32x3.*image_size=8"):
+        load_dataset("digits", image_size=32, channels=3)
+    with pytest.raises(DataError, match="preset expects 8x8x3"):
+        load_dataset("digits", channels=3)
+
+
+# --- pixel ranges and batches --------------------------------------------------------
+
+def test_range_round_trip():
+    u = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    x = to_model_range(u)
+    assert x.dtype == np.float32 and isinstance(x, np.ndarray)
+    assert x.min() == -1.0 and x.max() == 1.0
+    np.testing.assert_array_equal(to_uint8(x), u)
+    back = to_uint8(to_model_range(jnp.asarray(u)))  # JAX in, NumPy out
+    assert isinstance(back, np.ndarray) and back.dtype == np.uint8
+    np.testing.assert_array_equal(back, u)
+    np.testing.assert_array_equal(to_uint8(np.array([-3.0, 2.0, 0.0, 0.999])), [0, 255, 128, 255])
+    jitted = np.asarray(jax.jit(to_model_range)(jnp.asarray(u)))  # XLA must not overshoot: 255 -> exactly 1
+    assert jitted.min() == -1.0 and jitted.max() == 1.0
+    np.testing.assert_array_equal(to_uint8(jitted), u)
+
+
+def test_get_batch_draws_from_data():
+    data = jnp.asarray(np.arange(5, dtype=np.uint8)[:, None, None, None] * 50 * np.ones((1, 4, 6, 2), np.uint8))
+    x = get_batch(jax.random.PRNGKey(0), data, 64, False)
+    assert x.shape == (64, 4, 6, 2) and x.dtype == jnp.float32
+    assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+    values = set(np.unique(to_uint8(x)).tolist())
+    assert values <= {0, 50, 100, 150, 200} and len(values) >= 4  # random images, all from the data
+    np.testing.assert_array_equal(x, get_batch(jax.random.PRNGKey(0), data, 64, False))  # same key, same batch
+
+
+def test_get_batch_flips_and_jits():
+    img = np.zeros((1, 5, 7, 3), np.uint8)
+    img[0, :, :2] = 255  # bright left edge: asymmetric left-right
+    data = jnp.asarray(img)
+    original = to_model_range(img[0])
+    flipped = original[:, ::-1]
+    batched = jax.jit(get_batch, static_argnums=(2, 3))
+    seen = []
+    for i in range(8):
+        key = jax.random.PRNGKey(i)
+        x = np.asarray(batched(key, data, 16, True))
+        # jit == eager (up to 1 ulp: XLA may divide by 127.5 as a multiply by its reciprocal), range exact
+        np.testing.assert_allclose(x, np.asarray(get_batch(key, data, 16, True)), rtol=0, atol=2e-7)
+        assert x.min() == -1.0 and x.max() == 1.0
+        for xi in x:
+            is_orig, is_flip = np.allclose(xi, original, atol=2e-7), np.allclose(xi, flipped, atol=2e-7)
+            assert is_orig or is_flip
+            seen.append(is_flip)
+        np.testing.assert_allclose(np.asarray(batched(key, data, 16, False)), np.broadcast_to(original, x.shape),
+                                   rtol=0, atol=2e-7)  # never flipped without random_flip
+    assert 0.25 < np.mean(seen) < 0.75  # both orientations, about half each
+
+
+def test_competition_bad_labels(tmp_path):
+    _save_png(tmp_path / "train" / "1.png", np.zeros((32, 32, 3), np.uint8))  # already extracted by hand
+    (tmp_path / "trainLabels.csv").write_text("name,class\n1,cat\n")
+    with pytest.raises(DataError, match=r"trainLabels\.csv is not 'id,label' rows"):
+        load_cifar10(path=tmp_path)
+    (tmp_path / "trainLabels.csv").write_text("id,label\n1,unicorn\n")
+    with pytest.raises(DataError, match=r"unknown labels \['unicorn'\]"):
+        load_cifar10(path=tmp_path)
+    (tmp_path / "trainLabels.csv").write_text("id,label\n1,cat\n2,dog\n")
+    with pytest.raises(DataError, match=r"1 images listed in trainLabels\.csv are missing, e\.g\. .*2\.png"):
+        load_cifar10(path=tmp_path)
+    (tmp_path / "trainLabels.csv").write_text("id,label\n1,cat\n")
+    assert load_cifar10(path=tmp_path).shape == (1, 32, 32, 3)
