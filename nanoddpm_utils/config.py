@@ -26,8 +26,14 @@ class ModelConfig:
     attn_resolutions: tuple[int, ...] = (16,)
     dropout: float = 0.1
     num_groups: int = 32
+    # "auto": an im2col matmul on CPU (fast inside lax.scan), XLA's convolution on GPU/TPU; see layers.py
+    conv_impl: str = "auto"
 
     def __post_init__(self):
+        from .layers import CONV_IMPLS
+
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"unknown conv_impl {self.conv_impl!r}; choose one of {CONV_IMPLS}")
         object.__setattr__(self, "ch_mult", tuple(self.ch_mult))
         object.__setattr__(self, "attn_resolutions", tuple(self.attn_resolutions))
         for name in ("image_size", "in_channels", "ch", "num_res_blocks", "num_groups"):

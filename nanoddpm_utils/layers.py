@@ -39,24 +39,62 @@ class Linear(eqx.Module):
         return x @ self.weight.astype(x.dtype) + bias
 
 
+CONV_IMPLS = ("auto", "xla", "matmul")
+
+
+def conv2d_xla(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"], stride: int):
+    """XLA's native convolution ("SAME" padding, as TensorFlow's, also for stride 2)."""
+    return jax.lax.conv_general_dilated(x[None], w, (stride, stride), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+
+
+def conv2d_matmul(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"], stride: int):
+    """The same convolution as ONE matmul: gather the kh*kw shifted copies of x (im2col), then @ w.
+
+    Why: on XLA:CPU the weight gradient of a native convolution inside a
+    ``lax.scan``/``while`` body falls off the fast path (measured here: 1 GFLOP/s in
+    the loop vs ~100 outside; jax-ml/jax#12868), while matmuls stay fast in loops
+    (~150-250 GFLOP/s). Its gradients are matmuls, pads and slices too.
+    """
+    kh, kw, cin, cout = w.shape
+    H, W, _ = x.shape
+    Ho, Wo = -(-H // stride), -(-W // stride)  # "SAME": ceil(H / stride)
+    ph, pw = max((Ho - 1) * stride + kh - H, 0), max((Wo - 1) * stride + kw - W, 0)
+    xp = jnp.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    taps = [xp[i:i + (Ho - 1) * stride + 1:stride, j:j + (Wo - 1) * stride + 1:stride]
+            for i in range(kh) for j in range(kw)]  # kh*kw arrays (Ho, Wo, cin), in w's (i, j) order
+    return jnp.concatenate(taps, axis=-1) @ w.reshape(kh * kw * cin, cout)
+
+
+def resolve_conv_impl(impl: str) -> str:
+    """ "auto" is the im2col matmul on CPU and XLA's convolution on GPU/TPU (where it is the fast path)."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"unknown conv_impl {impl!r}; choose one of {CONV_IMPLS}")
+    if impl == "auto":
+        return "matmul" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
 class Conv2d(eqx.Module):
     """A channels-last 2-D convolution with "SAME" padding (as TensorFlow's, also for stride 2)."""
 
     weight: Float[Array, "kh kw cin cout"]  # HWIO
     bias: Float[Array, " cout"]
     stride: int = eqx.field(static=True)
+    impl: str = eqx.field(static=True)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, *,
-                 key: PRNGKeyArray, init_scale: float = 1.0):
+                 key: PRNGKeyArray, init_scale: float = 1.0, impl: str = "auto"):
         shape = (kernel_size, kernel_size, in_channels, out_channels)
         self.weight = _variance_scaling(key, shape, init_scale)
         self.bias = jnp.zeros((out_channels,), jnp.float32)
         self.stride = stride
+        resolve_conv_impl(impl)  # validate early
+        self.impl = impl
 
     def __call__(self, x: Float[Array, "h w cin"]) -> Float[Array, "h2 w2 cout"]:
-        y = jax.lax.conv_general_dilated(
-            x[None], self.weight.astype(x.dtype), window_strides=(self.stride, self.stride), padding="SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+        conv = conv2d_matmul if resolve_conv_impl(self.impl) == "matmul" else conv2d_xla
+        y = conv(x, self.weight.astype(x.dtype), self.stride)
         return y + self.bias.astype(x.dtype)[None, None, :]
 
 

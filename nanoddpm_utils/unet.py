@@ -53,14 +53,15 @@ class ResBlock(eqx.Module):
     conv2: Conv2d
     nin_shortcut: Linear | None
 
-    def __init__(self, in_ch: int, out_ch: int, temb_dim: int, dropout: float, groups: int, *, key: PRNGKeyArray):
+    def __init__(self, in_ch: int, out_ch: int, temb_dim: int, dropout: float, groups: int, *, key: PRNGKeyArray,
+                 conv_impl: str = "auto"):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.norm1 = GroupNorm(groups, in_ch)
-        self.conv1 = Conv2d(in_ch, out_ch, key=k1)
+        self.conv1 = Conv2d(in_ch, out_ch, key=k1, impl=conv_impl)
         self.temb_proj = Linear(temb_dim, out_ch, key=k2)
         self.norm2 = GroupNorm(groups, out_ch)
         self.dropout = eqx.nn.Dropout(dropout)
-        self.conv2 = Conv2d(out_ch, out_ch, key=k3, init_scale=0.0)  # block starts as the identity
+        self.conv2 = Conv2d(out_ch, out_ch, key=k3, init_scale=0.0, impl=conv_impl)  # block starts as the identity
         self.nin_shortcut = Linear(in_ch, out_ch, key=k4) if in_ch != out_ch else None
 
     def __call__(self, x: Float[Array, "h w cin"], temb: Float[Array, " d"], *, key=None) -> Float[Array, "h w cout"]:
@@ -102,8 +103,8 @@ class Downsample(eqx.Module):
 
     conv: Conv2d
 
-    def __init__(self, ch: int, *, key: PRNGKeyArray):
-        self.conv = Conv2d(ch, ch, stride=2, key=key)
+    def __init__(self, ch: int, *, key: PRNGKeyArray, conv_impl: str = "auto"):
+        self.conv = Conv2d(ch, ch, stride=2, key=key, impl=conv_impl)
 
     def __call__(self, x):
         return self.conv(x)
@@ -114,8 +115,8 @@ class Upsample(eqx.Module):
 
     conv: Conv2d
 
-    def __init__(self, ch: int, *, key: PRNGKeyArray):
-        self.conv = Conv2d(ch, ch, key=key)
+    def __init__(self, ch: int, *, key: PRNGKeyArray, conv_impl: str = "auto"):
+        self.conv = Conv2d(ch, ch, key=key, impl=conv_impl)
 
     def __call__(self, x):
         return self.conv(jnp.repeat(jnp.repeat(x, 2, axis=0), 2, axis=1))
@@ -149,10 +150,10 @@ class UNet(eqx.Module):
         temb_dim, g = 4 * c.ch, c.num_groups
         self.config = c
         self.temb = TimeEmbedding(c.ch, key=next(keys))
-        self.conv_in = Conv2d(c.in_channels, c.ch, key=next(keys))
+        self.conv_in = Conv2d(c.in_channels, c.ch, key=next(keys), impl=c.conv_impl)
 
         def res(cin, cout):
-            return ResBlock(cin, cout, temb_dim, c.dropout, g, key=next(keys))
+            return ResBlock(cin, cout, temb_dim, c.dropout, g, key=next(keys), conv_impl=c.conv_impl)
 
         def attn(ch, res_):
             return AttnBlock(ch, g, key=next(keys)) if res_ in c.attn_resolutions else None
@@ -167,7 +168,7 @@ class UNet(eqx.Module):
                 attns.append(attn(ch, res_))
                 skip_chs.append(ch)
             last = i == len(c.ch_mult) - 1
-            resample = None if last else Downsample(ch, key=next(keys))
+            resample = None if last else Downsample(ch, key=next(keys), conv_impl=c.conv_impl)
             if not last:
                 skip_chs.append(ch)
             self.down.append(Level(blocks, attns, resample))
@@ -183,11 +184,12 @@ class UNet(eqx.Module):
                 blocks.append(res(ch + skip_chs.pop(), c.ch * c.ch_mult[i]))
                 ch = c.ch * c.ch_mult[i]
                 attns.append(attn(ch, c.resolutions[i]))
-            self.up.append(Level(blocks, attns, Upsample(ch, key=next(keys)) if i != 0 else None))
+            up = Upsample(ch, key=next(keys), conv_impl=c.conv_impl) if i != 0 else None
+            self.up.append(Level(blocks, attns, up))
         assert not skip_chs
 
         self.norm_out = GroupNorm(g, ch)
-        self.conv_out = Conv2d(ch, c.in_channels, key=next(keys), init_scale=0.0)
+        self.conv_out = Conv2d(ch, c.in_channels, key=next(keys), init_scale=0.0, impl=c.conv_impl)
 
     @property
     def num_res_blocks_total(self) -> int:
