@@ -6,6 +6,8 @@ A small classifier trained on real digits (scikit-learn ships both) judges sampl
 - Frechet distance between Gaussians fitted to the classifier's hidden pre-activations (the FID recipe, in a fixed
   64-d feature space instead of Inception's).
 Each figure is reported next to real held-out digits (the floor) and uniform noise (the ceiling).
+
+The likelihood side, bits/dim (the paper's Table 2), lives in ``bpd.py``; ``bits_per_dim`` is re-exported here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import linalg
+
+from .bpd import bits_per_dim  # noqa: F401  (re-exported: evaluate.bits_per_dim)
 
 
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:

@@ -5,6 +5,9 @@
 The mean and sigma_t^2 come from ``diffusion.p_mean_variance`` (sigma^2 = beta or
 beta-tilde, optional x_0 clipping). The whole loop compiles once per (model, shape,
 options); it is not re-traced per step.
+
+DDIM (Song, Meng & Ermon 2021) is below: the same trained model, sampled on a
+subsequence of S << T timesteps, deterministically when eta = 0.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .config import Config
-from .diffusion import p_mean_variance
+from .diffusion import p_mean_variance, predict_x0_from_eps
 from .schedule import Schedule, make_schedule
 
 
@@ -65,14 +68,106 @@ def p_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int
     return (x, traj) if trajectory_steps else x
 
 
+# --------------------------------------------------------------------------- DDIM (Song, Meng & Ermon 2021)
+SAMPLERS = ("ddpm", "ddim")
+DEFAULT_DDIM_STEPS = 50  # the DDIM paper's tables use S = 10 .. 1000; 50 is close to DDPM's quality at 1/20 of its cost
+
+
+def ddim_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
+    """The respaced timesteps tau_S > ... > tau_1 that DDIM visits (0-indexed, strictly decreasing).
+
+    ``np.linspace(T-1, 0, num_steps)``, rounded: evenly spaced, always starting at
+    t = T-1 (so the first step sees the x_T the model was trained on) and, when
+    num_steps >= 2, ending at t = 0. The DDIM paper's "uniform" stride,
+    ``range(0, T, T // S)``, starts at 0 and stops short of T-1 (at 980 for T = 1000,
+    S = 50); Lin et al. (2024) show that skipping the last steps hurts, so we keep both ends.
+    Step i goes from tau_i to the next entry of the list; the last step goes to x_0.
+    """
+    T, S = int(num_timesteps), num_steps
+    if isinstance(S, bool) or not isinstance(S, (int, np.integer)) or not 1 <= S <= T:
+        raise ValueError(f"the number of DDIM steps must be an integer in 1 .. T = {T}, got {S!r}")
+    return np.round(np.linspace(T - 1, 0, int(S))).astype(np.int32)  # spacing >= 1, so rounding keeps them distinct
+
+
+def ddim_step(model, schedule: Schedule, x_t, t, t_prev, key, *, eta=0.0, clip_x0=True):
+    """One DDIM update for ONE example, from step t to t_prev < t (t_prev = -1: to x_0, with abar_prev = 1).
+
+    The DDIM paper's eq. 12, with its alpha_t written abar_t here:
+        x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)                     "predicted x_0"
+        x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps + sigma z   z ~ N(0, I)
+        sigma  = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)  (eq. 16)
+    eta = 0 is deterministic; eta = 1 with t_prev = t - 1 is DDPM's step with sigma^2 = beta-tilde_t.
+    With ``clip_x0`` x0_hat is clipped to [-1, 1] and eps re-derived from it, so the two stay
+    consistent with x_t (as improved-diffusion's ``ddim_sample``; the DDIM code does not clip).
+    """
+    eps = model(x_t, t)
+    abar = schedule.alphas_cumprod[t]
+    abar_prev = jnp.where(t_prev >= 0, schedule.alphas_cumprod[jnp.maximum(t_prev, 0)], 1.0)
+    x0 = predict_x0_from_eps(schedule, x_t, t, eps)
+    if clip_x0:
+        x0 = jnp.clip(x0, -1.0, 1.0)
+        eps = (x_t - schedule.sqrt_alphas_cumprod[t] * x0) / schedule.sqrt_one_minus_alphas_cumprod[t]
+    sigma = eta * jnp.sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev))
+    direction = jnp.sqrt(jnp.maximum(1.0 - abar_prev - sigma**2, 0.0))  # "direction pointing to x_t"
+    noise = jax.random.normal(key, x_t.shape, x_t.dtype)
+    return jnp.sqrt(abar_prev) * x0 + direction * eps + sigma * noise
+
+
+@eqx.filter_jit
+def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int, ...], *, num_steps: int,
+                     eta: float = 0.0, clip_x0: bool = True, x_T=None):
+    """DDIM sampling for a batch as ONE jitted ``lax.scan`` over ``ddim_timesteps(T, num_steps)``.
+
+    x_T comes from ``key`` exactly as in ``p_sample_loop`` (so both samplers start from the
+    same noise), unless ``x_T`` is given. Step t draws its noise from ``fold_in(key', t)`` as
+    DDPM does, so ``num_steps = T, eta = 1`` reproduces ``p_sample_loop(variance="fixedsmall")``.
+    Compiles once per (model, shape, num_steps, eta, clip_x0).
+    """
+    if isinstance(eta, (int, float)) and not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got {eta}")
+    ts = ddim_timesteps(schedule.num_timesteps, num_steps)
+    prev = np.append(ts[1:], -1).astype(np.int32)  # the step each update goes to; -1 is x_0
+    k_init, k_loop = jax.random.split(key)
+    if x_T is None:
+        x = jax.random.normal(k_init, shape)
+    elif tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"x_T has shape {x_T.shape}, expected {tuple(shape)}")
+    else:
+        x = x_T
+    step = jax.vmap(lambda xi, t, tp, k: ddim_step(model, schedule, xi, t, tp, k, eta=eta, clip_x0=clip_x0),
+                    in_axes=(0, None, None, 0))
+
+    def body(x, t_and_prev):
+        t, t_prev = t_and_prev
+        return step(x, t, t_prev, jax.random.split(jax.random.fold_in(k_loop, t), shape[0])), None
+
+    x, _ = jax.lax.scan(body, x, (jnp.asarray(ts), jnp.asarray(prev)))
+    return x
+
+
 def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedule: Schedule | None = None,
-                  variance: str | None = None, clip_x0: bool | None = None) -> Float[Array, "n h w c"]:
-    """Draw ``num`` images in [-1, 1] from a trained model (use the EMA weights), as configured."""
+                  variance: str | None = None, clip_x0: bool | None = None, sampler: str = "ddpm",
+                  steps: int | None = None, eta: float = 0.0) -> Float[Array, "n h w c"]:
+    """Draw ``num`` images in [-1, 1] from a trained model (use the EMA weights), as configured.
+
+    ``sampler="ddpm"`` (default): Algorithm 2 over all T steps (``variance`` applies).
+    ``sampler="ddim"``: DDIM on ``steps`` respaced steps (default min(50, T)) with noise scale ``eta``.
+    """
     if num < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num}")
     d, m = config.diffusion, config.model
     schedule = schedule if schedule is not None else make_schedule(d.schedule, d.num_timesteps)
     model = eqx.nn.inference_mode(model)
     shape = (num, m.image_size, m.image_size, m.in_channels)
-    return p_sample_loop(model, schedule, key, shape, variance=variance or d.variance,
-                         clip_x0=d.clip_x0 if clip_x0 is None else clip_x0)
+    clip_x0 = d.clip_x0 if clip_x0 is None else clip_x0
+    T = schedule.num_timesteps
+    if sampler == "ddpm":
+        if steps is not None and steps != T:
+            raise ValueError(f"steps={steps} needs sampler='ddim'; the DDPM sampler runs all T = {T} steps")
+        if eta != 0.0:
+            raise ValueError(f"eta={eta} needs sampler='ddim'; DDPM's noise is set by the variance ({d.variance})")
+        return p_sample_loop(model, schedule, key, shape, variance=variance or d.variance, clip_x0=clip_x0)
+    if sampler == "ddim":
+        num_steps = min(DEFAULT_DDIM_STEPS, T) if steps is None else steps
+        return ddim_sample_loop(model, schedule, key, shape, num_steps=num_steps, eta=float(eta), clip_x0=clip_x0)
+    raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
