@@ -6,6 +6,7 @@ floats in [-1, 1] (the model's range) or uint8 in [0, 255] (the datasets' range)
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import Callable, Sequence
 
@@ -49,12 +50,15 @@ def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | Non
     return fig
 
 
-def slider(fn: Callable[[int], None], *, min: int = 0, max: int = 999, step: int = 1, value: int | None = None,
-           description: str = "t"):
-    """An ``IntSlider`` over ``t`` that re-runs ``fn(t)`` (which draws or prints) below it on every move.
+def slider(fn: Callable[[int], plt.Figure | None], *, min: int = 0, max: int = 999, step: int = 1,
+           value: int | None = None, description: str = "t", dpi: int = 100):
+    """An ``IntSlider`` over ``t`` with the figure ``fn(t)`` draws below it, redrawn whenever the slider moves.
 
-    Returns the widget (an ``ipywidgets.VBox``); display it by leaving it last in a cell.
-    ``fn`` runs once straight away, so the output is there before the first move.
+    ``fn(t)`` draws with matplotlib and returns its figure (or leaves it current). The figure is
+    shown as a PNG in an ``ipywidgets.Image`` rather than captured by an ``Output`` widget: headless
+    runners (nbclient, hence nbmake) mimic ``Output`` widgets with a race that can hang a run
+    (jupyter/nbclient#312). ``fn`` runs once straight away. Returns ``VBox([slider, image])``;
+    leave it last in a cell to display it.
     """
     import ipywidgets as widgets
 
@@ -63,7 +67,17 @@ def slider(fn: Callable[[int], None], *, min: int = 0, max: int = 999, step: int
 
         output.enable_custom_widget_manager()
     s = widgets.IntSlider(value=min if value is None else value, min=min, max=max, step=step,
-                          description=description, continuous_update=False,
-                          layout=widgets.Layout(width="95%"))
-    out = widgets.interactive_output(lambda t: fn(t), {"t": s})  # runs fn(t) now and on every move
-    return widgets.VBox([s, out])
+                          description=description, continuous_update=False, layout=widgets.Layout(width="95%"))
+    image = widgets.Image(format="png")
+
+    def draw(t: int):
+        fig = fn(t)
+        fig = fig if isinstance(fig, plt.Figure) else plt.gcf()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)  # shown through the widget only, never again as a cell output
+        image.value = buf.getvalue()
+
+    s.observe(lambda change: draw(change["new"]), names="value")
+    draw(s.value)
+    return widgets.VBox([s, image])

@@ -1,0 +1,425 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 — The forward process: turning images into noise
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/01_forward_process.ipynb)
+#
+# Part 1 of **nanoJaxDDPM**, a course that rebuilds *Denoising Diffusion Probabilistic Models*
+# (Ho, Jain & Abbeel 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)) from scratch in JAX.
+#
+# A diffusion model learns to undo a fixed process that slowly destroys data with Gaussian noise.
+# Before any learning, we need that destroying process: the **forward process** $q$.
+#
+# **What you will learn**
+# - the forward chain $q(x_t \mid x_{t-1})$ (the paper's eq. 2) and why it keeps the variance at 1;
+# - the noise schedule $\beta_t$ and the quantities derived from it ($\alpha_t$, $\bar\alpha_t$, the signal-to-noise ratio),
+#   for the paper's linear schedule and the cosine schedule of Nichol & Dhariwal (2021);
+# - the closed form $q(x_t \mid x_0)$ (eq. 4), which jumps to any step at once, and a check that it matches
+#   1000 steps of the chain *in distribution*;
+# - the posterior $q(x_{t-1} \mid x_t, x_0)$ (eqs. 6–7), the target the reverse process will learn to imitate.
+#
+# Every cell that computes something is followed by a cell that checks it.
+
+# %%
+# Colab only: fetch the course repository and install its package (does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import os
+    import subprocess
+
+    REPO_DIR = "/content/nanoJaxDDPM"
+    if not os.path.isdir(REPO_DIR):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main",
+                        "https://github.com/suvadityamuk/nanoJaxDDPM", REPO_DIR], check=True)
+    else:
+        subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
+    subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
+                   env={**os.environ, "PYTHON": sys.executable})  # install into this kernel's Python
+    if REPO_DIR not in sys.path:
+        sys.path.insert(0, REPO_DIR)  # importable now, without restarting the runtime
+    importlib.invalidate_caches()
+
+# %%
+import os
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+from scipy import stats
+from sklearn.datasets import load_digits, load_sample_image
+
+from nanoddpm_utils import viz
+from nanoddpm_utils.diffusion import q_posterior_mean_variance, q_sample
+from nanoddpm_utils.schedule import make_schedule
+
+SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
+print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
+
+# %% [markdown]
+# ## 1. One step of noise
+#
+# The forward process is a Markov chain that adds a little Gaussian noise at each of $T$ steps
+# (eq. 2 of the paper):
+#
+# $$q(x_{1:T} \mid x_0) = \prod_{t=1}^{T} q(x_t \mid x_{t-1}), \qquad
+#   q(x_t \mid x_{t-1}) = \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\, x_{t-1},\ \beta_t I\right).$$
+#
+# With $\epsilon \sim \mathcal{N}(0, I)$ one step reads $x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\epsilon$.
+# Why shrink $x_{t-1}$ by $\sqrt{1-\beta_t}$ rather than just adding noise? Because then the variance
+# stays put: if $\operatorname{Var}[x_{t-1}] = 1$, then
+# $\operatorname{Var}[x_t] = (1-\beta_t) \cdot 1 + \beta_t = 1$. Data scaled to $[-1, 1]$ never blows up,
+# and after enough steps $x_T$ is (almost exactly) a standard Gaussian.
+
+# %%
+def forward_step(x_prev, beta, noise):
+    """One step of the chain (eq. 2): x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps."""
+    return jnp.sqrt(1.0 - beta) * x_prev + jnp.sqrt(beta) * noise
+
+
+k1, k2 = jax.random.split(jax.random.key(0))
+x_prev = jax.random.normal(k1, (100_000,))  # unit variance "data"
+x_next = forward_step(x_prev, 0.3, jax.random.normal(k2, (100_000,)))
+print(f"variance before {x_prev.var():.3f}, after one step with beta = 0.3: {x_next.var():.3f}")
+
+# %%
+# A step preserves unit variance, and it shrinks the correlation with the past by sqrt(1 - beta).
+assert abs(float(x_next.var()) - 1.0) < 0.02
+corr = float(jnp.corrcoef(x_prev, x_next)[0, 1])
+assert abs(corr - np.sqrt(1 - 0.3)) < 0.01, corr
+
+# %% [markdown]
+# ## 2. The noise schedule
+#
+# The paper uses $T = 1000$ steps with $\beta_t$ rising **linearly** from $\beta_1 = 10^{-4}$ to
+# $\beta_T = 0.02$ (section 4): tiny steps, so that each reverse step is nearly Gaussian too.
+# Everything else derives from the $\beta_t$:
+#
+# $$\alpha_t = 1 - \beta_t, \qquad \bar\alpha_t = \prod_{s=1}^{t} \alpha_s .$$
+#
+# $\bar\alpha_t$ is how much of the signal's variance survives after $t$ steps. `nanoddpm_utils.schedule`
+# precomputes every such array in float64 (a product of 1000 numbers near 1 loses digits in float32)
+# and stores it as float32.
+#
+# **Index convention.** As in the official code, arrays are 0-indexed: index `t` (0 … T−1) holds the
+# paper's step $t+1$. So `schedule.betas[0]` is $\beta_1$, and `t = 0` in code means "noised for one step".
+
+# %%
+T = 1000
+betas = np.linspace(1e-4, 0.02, T)  # float64
+alphas_cumprod = np.cumprod(1.0 - betas)  # abar_t
+
+linear = make_schedule("linear", T)
+cosine = make_schedule("cosine", T)
+print(f"abar after 1 step: {alphas_cumprod[0]:.6f}, after 500: {alphas_cumprod[499]:.4f}, "
+      f"after 1000: {alphas_cumprod[-1]:.2e}")
+
+# %%
+np.testing.assert_allclose(linear.betas, betas, rtol=1e-6)
+np.testing.assert_allclose(linear.alphas_cumprod, alphas_cumprod, rtol=1e-5)
+assert linear.num_timesteps == cosine.num_timesteps == T
+assert float(linear.alphas_cumprod[-1]) < 1e-4  # x_T keeps < 0.01% of the signal's variance
+
+# %% [markdown]
+# ## 3. Jumping to any step: the closed form $q(x_t \mid x_0)$
+#
+# Training needs $x_t$ at a random $t$ for every image; running the chain $t$ times would be wasteful.
+# Because a sum of independent Gaussians is Gaussian, the chain collapses to one step (eq. 4):
+#
+# $$q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\, x_0,\ (1-\bar\alpha_t) I\right)
+#   \quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon .$$
+#
+# *Proof by induction.* Suppose $x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,x_0 + \sqrt{1-\bar\alpha_{t-1}}\,\epsilon'$.
+# Then $x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\epsilon$ has mean
+# $\sqrt{\alpha_t \bar\alpha_{t-1}}\,x_0 = \sqrt{\bar\alpha_t}\,x_0$ and variance
+# $\alpha_t(1-\bar\alpha_{t-1}) + (1-\alpha_t) = 1 - \bar\alpha_t$. $\square$
+#
+# The **signal-to-noise ratio** of $x_t$ is $\mathrm{SNR}(t) = \bar\alpha_t / (1-\bar\alpha_t)$.
+# Here is eq. 4 written inline; the package's `q_sample` is the same line.
+
+# %%
+def q_sample_inline(abar, x0, t, noise):
+    """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 4); t is the 0-indexed step."""
+    return jnp.sqrt(abar[t]) * x0 + jnp.sqrt(1.0 - abar[t]) * noise
+
+
+x0 = jnp.linspace(-1.0, 1.0, 7)
+eps = jax.random.normal(jax.random.key(1), x0.shape)
+print(q_sample_inline(linear.alphas_cumprod, x0, 250, eps))
+
+# %%
+for t in (0, 250, 999):
+    np.testing.assert_allclose(q_sample_inline(linear.alphas_cumprod, x0, t, eps),
+                               q_sample(linear, x0, jnp.array(t), eps), rtol=1e-6, atol=1e-6)
+
+# %% [markdown]
+# ## 4. Linear versus cosine schedules
+#
+# The same picture in three curves. With the linear schedule $\bar\alpha_t$ falls fast: the last few
+# hundred steps are almost pure noise and teach the model little. The cosine schedule of Nichol &
+# Dhariwal (2021), $\bar\alpha_t = f(t)/f(0)$ with $f(t) = \cos^2\!\big(\tfrac{t/T + s}{1+s}\tfrac{\pi}{2}\big)$ and
+# $s = 0.008$, destroys information at a steadier pace (its $\log \mathrm{SNR}$ falls almost linearly in the
+# middle; its last $\beta_t$ are clipped at 0.999, hence the jump at the very end).
+# The paper uses the linear one; the package offers both.
+
+# %%
+def snr(schedule):
+    abar = np.asarray(schedule.alphas_cumprod, dtype=np.float64)
+    return abar / (1.0 - abar)
+
+
+steps = np.arange(1, T + 1)  # the paper's t
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+for name, s in (("linear", linear), ("cosine", cosine)):
+    axes[0].plot(steps, s.betas, label=name)
+    axes[1].plot(steps, s.alphas_cumprod, label=name)
+    axes[2].plot(steps, np.log10(snr(s)), label=name)
+axes[0].set(title=r"$\beta_t$", xlabel="t", yscale="log")
+axes[1].set(title=r"$\bar\alpha_t$ (signal variance kept)", xlabel="t")
+axes[2].set(title=r"$\log_{10}\,\mathrm{SNR}(t)$", xlabel="t")
+for ax in axes:
+    ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %%
+for s in (linear, cosine):
+    assert np.all(np.diff(snr(s)) < 0), "each step must lower the signal-to-noise ratio"
+# Halfway, the cosine schedule keeps about half the signal; the linear one keeps under 10%.
+assert float(cosine.alphas_cumprod[T // 2]) > 0.45 and float(linear.alphas_cumprod[T // 2]) < 0.1
+
+# %% [markdown]
+# ## 5. A real image, noised
+#
+# Two images that ship with scikit-learn (no downloads): an 8×8 handwritten digit (values 0…16) and
+# the "china" photograph, cropped and resized to 64×64. Inside the model images live in $[-1, 1]$.
+
+# %%
+digits = load_digits().images  # (1797, 8, 8), values 0..16
+digit = jnp.asarray(digits[0] / 8.0 - 1.0, dtype=jnp.float32)[..., None]  # (8, 8, 1) in [-1, 1]
+
+photo = load_sample_image("china.jpg")  # (427, 640, 3) uint8
+side = min(photo.shape[:2])
+left = (photo.shape[1] - side) // 2
+photo = np.asarray(Image.fromarray(photo[:, left:left + side]).resize((64, 64), Image.BICUBIC))
+china = jnp.asarray(photo / 127.5 - 1.0, dtype=jnp.float32)  # (64, 64, 3) in [-1, 1]
+print(digit.shape, china.shape)
+
+# %%
+assert digit.shape == (8, 8, 1) and china.shape == (64, 64, 3)
+for img in (digit, china):
+    assert float(img.min()) >= -1.0 and float(img.max()) <= 1.0
+assert digits.min() == 0 and digits.max() == 16  # so 0 -> -1 and 16 -> 1: the whole data range is used
+
+# %% [markdown]
+# Noise them at a few steps with **one** draw of $\epsilon$, so each row shows the same noise growing.
+# The photo is recognisable long after the digit is not: at 8×8 every pixel matters, while a 64×64
+# photo's large shapes average the noise away. The cosine schedule keeps the image for longer.
+
+# %%
+show_t = [0, 50, 100, 200, 300, 500, 700, 999]  # 0-indexed
+eps_china = jax.random.normal(jax.random.key(2), china.shape)
+eps_digit = jax.random.normal(jax.random.key(3), digit.shape)
+
+
+def noised(schedule, x0, noise):
+    return jax.vmap(lambda t: q_sample(schedule, x0, t, noise))(jnp.array(show_t))  # (len(show_t), H, W, C)
+
+
+titles = [f"t={t + 1}" for t in show_t]
+viz.show_images(noised(linear, digit, eps_digit), titles, suptitle="digit, linear schedule")
+viz.show_images(noised(linear, china, eps_china), titles, suptitle="photo, linear schedule")
+viz.show_images(noised(cosine, china, eps_china), titles, suptitle="photo, cosine schedule")
+plt.show()
+
+# %%
+x_last = noised(linear, china, eps_china)[-1]
+assert abs(float(x_last.mean())) < 0.05 and abs(float(x_last.std()) - 1.0) < 0.05  # x_T is ~N(0, 1)
+# the correlation between x_t and x_0 falls as t grows
+corrs = [float(jnp.corrcoef(x.ravel(), china.ravel())[0, 1]) for x in noised(linear, china, eps_china)]
+assert all(a > b for a, b in zip(corrs, corrs[1:])) and corrs[0] > 0.99 and abs(corrs[-1]) < 0.05
+
+# %% [markdown]
+# ### Try it: a slider over $t$
+#
+# Drag the slider (in Jupyter or Colab) to watch the photo dissolve under both schedules.
+
+# %%
+shown = []
+
+
+def show_at(t):
+    shown.append(t)
+    x = jnp.stack([china, q_sample(linear, china, t, eps_china), q_sample(cosine, china, t, eps_china)])
+    return viz.show_images(x, ["x_0", f"linear, SNR={snr(linear)[t]:.3g}", f"cosine, SNR={snr(cosine)[t]:.3g}"],
+                           size=2.5, suptitle=f"t = {t + 1}")
+
+
+widget = viz.slider(show_at, max=T - 1, value=250)
+widget
+
+# %%
+slider_, image = widget.children
+assert (slider_.min, slider_.max, slider_.value) == (0, T - 1, 250) and shown == [250]
+first = bytes(image.value)  # the rendered figure
+assert first.startswith(b"\x89PNG")
+slider_.value = 600  # what dragging does: the figure is redrawn for the new t
+assert shown == [250, 600] and bytes(image.value).startswith(b"\x89PNG") and bytes(image.value) != first
+
+# %% [markdown]
+# ## 6. Does the closed form really match the chain?
+#
+# Eq. 4 says that running eq. 2 step by step and jumping with `q_sample` give the *same distribution*
+# (not the same numbers: they use different noise). Let's test it on the digit: run the chain for all
+# 1000 steps for many copies of the image at once, in one `jax.lax.scan` (a loop compiled once), and
+# record at every step the per-pixel mean and variance across copies, plus all copies of one pixel.
+
+# %%
+num_chains = 1_000 if SMOKE else 10_000
+i, j = 1, 3  # a pixel on the digit's stroke (value 15 of 16)
+
+
+def run_chain(key, x0, betas, n):
+    """Simulate eq. 2 for n copies of x0; per step return the mean and variance over copies, and pixel (i, j)."""
+    def step(x, inputs):
+        beta, k = inputs
+        x = forward_step(x, beta, jax.random.normal(k, x.shape))
+        return x, (x.mean(axis=0), x.var(axis=0), x[:, i, j, 0])
+
+    x = jnp.broadcast_to(x0, (n,) + x0.shape)
+    _, out = jax.lax.scan(step, x, (betas, jax.random.split(key, len(betas))))
+    return out
+
+
+means, variances, pixel_samples = jax.jit(run_chain, static_argnums=3)(
+    jax.random.key(4), digit, linear.betas, num_chains)
+print(means.shape, variances.shape, pixel_samples.shape)  # (T, 8, 8, 1) (T, 8, 8, 1) (T, n)
+
+# %%
+abar = linear.alphas_cumprod[:, None, None, None]  # (T, 1, 1, 1)
+true_mean, true_var = jnp.sqrt(abar) * digit[None], jnp.broadcast_to(1.0 - abar, means.shape)
+z_mean = (means - true_mean) / jnp.sqrt(true_var / num_chains)  # ~N(0, 1) if eq. 4 is right
+rel_var = variances / true_var - 1.0  # ~N(0, 2/n)
+print(f"worst mean error: {float(jnp.abs(z_mean).max()):.2f} standard errors; "
+      f"worst variance error: {float(jnp.abs(rel_var).max()):.3f} (allowed {6 * np.sqrt(2 / num_chains):.3f})")
+assert float(jnp.abs(z_mean).max()) < 6
+assert float(jnp.abs(rel_var).max()) < 6 * np.sqrt(2 / num_chains)
+
+# %% [markdown]
+# Mean and variance agree at every step and pixel. A Gaussian is fixed by those two, but the chain's
+# samples could in principle be non-Gaussian; a Kolmogorov–Smirnov test compares whole distributions:
+# the chain's copies of our pixel against fresh one-jump samples from `q_sample`.
+
+# %%
+ks_t = [9, 99, 299, 999]
+fresh = jax.vmap(lambda k, t: q_sample(linear, digit[i, j, 0], t, jax.random.normal(k, (num_chains,))))(
+    jax.random.split(jax.random.key(5), len(ks_t)), jnp.array(ks_t))  # (len(ks_t), n)
+p_values = [stats.ks_2samp(np.asarray(pixel_samples[t]), np.asarray(f)).pvalue for t, f in zip(ks_t, fresh)]
+print("KS p-values:", np.round(p_values, 3))
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+axes[0].plot(steps, means[:, i, j, 0], ".", ms=2, label="chain (eq. 2), mean over copies")
+axes[0].plot(steps, true_mean[:, i, j, 0], label=r"closed form $\sqrt{\bar\alpha_t}\,x_0$")
+axes[0].set(title="mean of one pixel", xlabel="t")
+axes[1].plot(steps, variances[:, i, j, 0], ".", ms=2, label="chain (eq. 2)")
+axes[1].plot(steps, 1 - linear.alphas_cumprod, label=r"closed form $1-\bar\alpha_t$")
+axes[1].set(title="variance of one pixel", xlabel="t")
+bins = np.linspace(-3, 4, 50)
+axes[2].hist(np.asarray(pixel_samples[299]), bins, alpha=0.5, density=True, label="chain")
+axes[2].hist(np.asarray(fresh[2]), bins, alpha=0.5, density=True, label="q_sample (one jump)")
+axes[2].set(title="one pixel's distribution at t = 300")
+for ax in axes:
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %%
+assert min(p_values) > 1e-3, p_values  # no evidence that the two distributions differ
+
+# %% [markdown]
+# ## 7. Going back: the posterior $q(x_{t-1} \mid x_t, x_0)$
+#
+# The model will have to run the chain *backwards*. The true reverse step $q(x_{t-1} \mid x_t)$ depends on
+# the whole data distribution and is intractable, but once we also condition on $x_0$ it is a Gaussian
+# with a closed form (eqs. 6–7):
+#
+# $$q(x_{t-1} \mid x_t, x_0) = \mathcal{N}\!\left(x_{t-1};\ \tilde\mu_t(x_t, x_0),\ \tilde\beta_t I\right),$$
+# $$\tilde\mu_t(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0
+#   + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t, \qquad
+#   \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
+#
+# Training (notebook 04 onwards) pushes the model's reverse step $p_\theta(x_{t-1} \mid x_t)$ towards this
+# posterior. Written inline with $\bar\alpha_0 = 1$:
+
+# %%
+def posterior_inline(betas, x0, x_t, t):
+    """Mean and variance of q(x_{t-1} | x_t, x_0), eqs. 6-7 (t 0-indexed, float64 NumPy)."""
+    abar = np.cumprod(1.0 - betas)
+    abar_prev = np.append(1.0, abar[:-1])
+    coef1 = np.sqrt(abar_prev[t]) * betas[t] / (1.0 - abar[t])
+    coef2 = np.sqrt(1.0 - betas[t]) * (1.0 - abar_prev[t]) / (1.0 - abar[t])
+    return coef1 * x0 + coef2 * x_t, betas[t] * (1.0 - abar_prev[t]) / (1.0 - abar[t])
+
+
+mean_100, var_100 = posterior_inline(betas, 0.5, 0.2, 100)
+print(f"q(x_100 | x_101 = 0.2, x_0 = 0.5): mean {mean_100:.5f}, variance {var_100:.6f} (beta_101 = {betas[100]:.6f})")
+
+# %%
+for t in (1, 100, 999):
+    mean, var = posterior_inline(betas, 0.5, 0.2, t)
+    pkg_mean, pkg_var, _ = q_posterior_mean_variance(linear, jnp.array(0.5), jnp.array(0.2), jnp.array(t))
+    np.testing.assert_allclose([pkg_mean, pkg_var], [mean, var], rtol=1e-5)
+
+# %% [markdown]
+# Is that really the posterior? Draw many pairs $(x_{t-1}, x_t)$ from the forward process for a fixed
+# $x_0$: for jointly Gaussian variables $\mathbb{E}[x_{t-1} \mid x_t]$ is a straight line in $x_t$, so a
+# least-squares fit of $x_{t-1}$ on $x_t$ must recover $\tilde\mu_t$'s two coefficients, and the scatter
+# around the line must have variance $\tilde\beta_t$.
+
+# %%
+t, x0_scalar, n = 100, 0.5, 20_000 if SMOKE else 200_000
+ka, kb = jax.random.split(jax.random.key(6))
+x_before = q_sample(linear, jnp.full((n,), x0_scalar), t - 1, jax.random.normal(ka, (n,)))  # paper's x_t
+x_after = forward_step(x_before, linear.betas[t], jax.random.normal(kb, (n,)))  # one more step
+slope, intercept = np.polyfit(np.asarray(x_after, np.float64), np.asarray(x_before, np.float64), 1)
+scatter = float(np.var(np.asarray(x_before) - (slope * np.asarray(x_after) + intercept)))
+print(f"fit: slope {slope:.5f} (coef2 {float(linear.posterior_mean_coef2[t]):.5f}), "
+      f"intercept {intercept:.5f} (coef1 * x0 {float(linear.posterior_mean_coef1[t]) * x0_scalar:.5f}), "
+      f"scatter {scatter:.6f} (posterior variance {float(linear.posterior_variance[t]):.6f})")
+
+# %%
+# each estimate within 5 of its standard errors
+xa = np.asarray(x_after)
+se_slope = np.sqrt(scatter / (n * xa.var()))
+se_intercept = np.sqrt(scatter / n * (1 + xa.mean() ** 2 / xa.var()))
+assert abs(slope - float(linear.posterior_mean_coef2[t])) < 5 * se_slope
+assert abs(intercept - float(linear.posterior_mean_coef1[t]) * x0_scalar) < 5 * se_intercept
+assert abs(scatter / float(linear.posterior_variance[t]) - 1) < 5 * np.sqrt(2 / n)
+
+# %% [markdown]
+# ## Summary
+#
+# - One forward step shrinks the signal by $\sqrt{1-\beta_t}$ and adds noise of variance $\beta_t$ (eq. 2);
+#   the variance stays at 1.
+# - $\bar\alpha_t = \prod_s (1-\beta_s)$ says how much signal is left; eq. 4 samples $x_t$ in one jump
+#   (`q_sample`), and it matches 1000 chained steps in mean, variance and distribution.
+# - Given $x_0$, the reverse step is Gaussian with a known mean and variance (eqs. 6–7,
+#   `q_posterior_mean_variance`): the target the network will learn.
+#
+# The network must denoise at *every* noise level with one set of weights, so it needs to be told
+# which step it is at. That is the next notebook.
+#
+# **Next:** [02 — The sinusoidal timestep embedding](02_sinusoidal_embedding.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/02_sinusoidal_embedding.ipynb)

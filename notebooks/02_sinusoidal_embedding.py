@@ -1,0 +1,318 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 — Telling the network the time: the sinusoidal timestep embedding
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/02_sinusoidal_embedding.ipynb)
+#
+# Part 2 of **nanoJaxDDPM** (DDPM, Ho et al. 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)).
+# In [notebook 01](01_forward_process.ipynb) we built the forward process. The model that reverses it is
+# one network $\epsilon_\theta(x_t, t)$ that predicts the noise in $x_t$ at *every* step $t$. Its weights
+# are shared across all 1000 steps, so $t$ must be an input.
+#
+# **What you will learn**
+# - why the best noise prediction depends on $t$, shown on a dataset of two points;
+# - the sinusoidal embedding of $t$ (the Transformer's position encoding, as the official DDPM code writes it),
+#   derived, written inline and checked against `nanoddpm_utils.embedding.timestep_embedding`;
+# - what it looks like: a heatmap over $t$, and the similarity between timesteps, which depends only on
+#   their distance;
+# - the small MLP that turns it into the vector every ResBlock receives (`nanoddpm_utils.unet.TimeEmbedding`).
+
+# %%
+# Colab only: fetch the course repository and install its package (does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import os
+    import subprocess
+
+    REPO_DIR = "/content/nanoJaxDDPM"
+    if not os.path.isdir(REPO_DIR):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main",
+                        "https://github.com/suvadityamuk/nanoJaxDDPM", REPO_DIR], check=True)
+    else:
+        subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
+    subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
+                   env={**os.environ, "PYTHON": sys.executable})  # install into this kernel's Python
+    if REPO_DIR not in sys.path:
+        sys.path.insert(0, REPO_DIR)  # importable now, without restarting the runtime
+    importlib.invalidate_caches()
+
+# %%
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+from nanoddpm_utils import viz
+from nanoddpm_utils.diffusion import q_sample
+from nanoddpm_utils.embedding import timestep_embedding
+from nanoddpm_utils.schedule import make_schedule
+from nanoddpm_utils.unet import TimeEmbedding, count_params
+
+SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
+print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
+
+# %% [markdown]
+# ## 1. Why the network needs $t$
+#
+# Take the smallest dataset there is: one pixel that is either $-1$ or $+1$ with equal probability.
+# Noise it with eq. 4, $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$. The best possible
+# prediction of $\epsilon$ from $x_t$ (in squared error, the loss we will train with) is the conditional mean.
+# With $a = \sqrt{\bar\alpha_t}$ and $s^2 = 1-\bar\alpha_t$, Bayes' rule gives
+# $\mathbb{E}[x_0 \mid x_t] = \tanh(a\,x_t / s^2)$, hence
+#
+# $$\mathbb{E}[\epsilon \mid x_t] = \frac{x_t - a\,\tanh(a\,x_t / s^2)}{s}.$$
+
+# %%
+T = 1000
+schedule = make_schedule("linear", T)
+
+
+def best_eps(x_t, t):
+    """E[eps | x_t] for data x_0 = +-1 (equally likely), at the 0-indexed step t."""
+    a, s = schedule.sqrt_alphas_cumprod[t], schedule.sqrt_one_minus_alphas_cumprod[t]
+    return (x_t - a * jnp.tanh(a * x_t / s**2)) / s
+
+
+# Brute force for comparison: noise many samples, then average the true eps within narrow bins of x_t.
+n = 100_000 if SMOKE else 2_000_000
+k1, k2 = jax.random.split(jax.random.key(0))
+x0 = jnp.where(jax.random.bernoulli(k1, 0.5, (n,)), 1.0, -1.0)
+eps = np.asarray(jax.random.normal(k2, (n,)))
+edges = np.linspace(-3, 3, 61)
+curves = {}  # t -> rows (bin centre, mean of eps, mean of the formula, standard error of the mean of eps)
+for t in (50, 200, 500, 900):
+    x_t = np.asarray(q_sample(schedule, x0, t, eps))
+    formula = np.asarray(best_eps(x_t, t))
+    which = np.digitize(x_t, edges)
+    rows = []
+    for b in range(1, len(edges)):
+        m = which == b
+        if m.sum() >= 50:
+            rows.append((x_t[m].mean(), eps[m].mean(), formula[m].mean(), eps[m].std() / np.sqrt(m.sum())))
+    curves[t] = np.array(rows).T
+
+xs = jnp.linspace(-3, 3, 301)
+for k, t in enumerate(curves):
+    plt.plot(xs, best_eps(xs, t), color=f"C{k}", label=f"t = {t + 1}")
+    plt.plot(curves[t][0], curves[t][1], ".", color=f"C{k}")
+plt.ylim(-6, 6)
+plt.xlabel("$x_t$")
+plt.ylabel(r"best prediction $\mathbb{E}[\epsilon \mid x_t]$")
+plt.title("the same $x_t$ calls for a different answer at each $t$\n(lines: formula, dots: brute force)")
+plt.legend()
+plt.show()
+
+# %%
+# The formula matches brute force in every bin (the per-bin mean of the formula, to avoid binning bias) ...
+for t, (centre, mean_eps, mean_formula, se) in curves.items():
+    assert len(centre) > 10
+    assert np.all(np.abs(mean_eps - mean_formula) < 5 * se + 1e-3), t
+# ... and the best answers at t = 51 and t = 501 are far apart: no single function of x_t fits both.
+assert abs(float(best_eps(0.5, 50) - best_eps(0.5, 500))) > 0.3
+
+# %% [markdown]
+# A network that did not see $t$ would have to settle for one curve, a compromise that is wrong at every
+# noise level. So $\epsilon_\theta$ takes $t$ as an input. But how? One could feed the number $t/T$, but
+# networks are slow to learn functions that change quickly with a single scalar input (their "spectral
+# bias", the reason behind Fourier features). DDPM (section 4: "parameters are shared across time, which is
+# specified to the network using the Transformer sinusoidal position embedding") encodes $t$ with sines and
+# cosines of many frequencies.
+
+# %% [markdown]
+# ## 2. The sinusoidal embedding
+#
+# For an embedding of dimension $d$, take $h = d/2$ frequencies, geometrically spaced from 1 down to $1/10000$:
+#
+# $$\omega_i = 10000^{-i/(h-1)}, \qquad i = 0, \dots, h-1,$$
+# $$\mathrm{emb}(t) = \big[\sin(t\,\omega_0), \dots, \sin(t\,\omega_{h-1}),\ \cos(t\,\omega_0), \dots, \cos(t\,\omega_{h-1})\big].$$
+#
+# This is the official DDPM code's version (`get_timestep_embedding`): the sines first, then the cosines,
+# and the exponent divided by $h-1$ so the lowest frequency is exactly $1/10000$. (The Transformer paper
+# interleaves sines and cosines and divides by $h$; the difference does not matter, but we match the
+# official code exactly.) The periods $2\pi/\omega_i$ run from about 6 steps to about 63 000 steps:
+# the fast coordinates tell neighbouring steps apart, the slow ones say roughly where in $[0, T)$ we are.
+# `t` is the 0-indexed step, as everywhere in the code.
+
+# %%
+def sinusoidal_embedding(t, dim):
+    """[sin(t w_0..w_{h-1}), cos(t w_0..w_{h-1})] with w_i = 10000^(-i / (h - 1)), h = dim // 2."""
+    half = dim // 2
+    freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half) / (half - 1))  # (h,)
+    args = jnp.asarray(t, jnp.float32)[..., None] * freqs  # (..., h)
+    return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)  # (..., 2h)
+
+
+dim = 128
+ts = jnp.arange(T)
+emb = sinusoidal_embedding(ts, dim)  # (T, dim)
+print(emb.shape, "first sines at t=1:", emb[1, :4])
+
+# %%
+# The inline version equals the package's, for a batch of timesteps and for one scalar t.
+for d in (32, 128):
+    np.testing.assert_allclose(sinusoidal_embedding(ts, d), timestep_embedding(ts, d), atol=1e-6)
+np.testing.assert_allclose(sinusoidal_embedding(7, dim), timestep_embedding(jnp.array(7), dim), atol=1e-6)
+# Each frequency contributes a point on the unit circle, so every embedding has the same length sqrt(h).
+h = dim // 2
+np.testing.assert_allclose(emb[:, :h] ** 2 + emb[:, h:] ** 2, 1.0, atol=1e-5)
+np.testing.assert_allclose(jnp.linalg.norm(emb, axis=1), math.sqrt(h), rtol=1e-5)
+
+# %% [markdown]
+# ## 3. What it looks like
+#
+# Rows are timesteps, columns the 128 coordinates. Within each half, the first columns (high frequencies)
+# flip every few steps, while the last ones (low frequencies) change slowly or hardly at all.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [1.2, 1]})
+im = axes[0].imshow(emb, aspect="auto", cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
+axes[0].axvline(h - 0.5, color="k", lw=1)
+axes[0].set(title="emb(t): sin half | cos half", xlabel="coordinate", ylabel="t (0-indexed)")
+fig.colorbar(im, ax=axes[0])
+for i in (0, 8, 16, 32, 48):
+    axes[1].plot(ts, emb[:, i], label=rf"$\sin(t\,\omega_{{{i}}})$, period {2 * math.pi * 10000 ** (i / (h - 1)):.0f}")
+axes[1].set(title="a few sine coordinates", xlabel="t", xlim=(0, 300))
+axes[1].legend(fontsize=7, loc="lower right")
+fig.tight_layout()
+plt.show()
+
+# %%
+# Coordinate 0 (omega = 1) oscillates fastest, the last sine (omega = 1e-4) barely moves over 1000 steps.
+assert np.sum(np.diff(np.sign(emb[:, 0])) != 0) > 300
+assert float(jnp.abs(emb[:, h - 1]).max()) < 0.1
+
+# %% [markdown]
+# ## 4. Similarity between timesteps
+#
+# How alike are the codes of two steps $t$ and $s$? Since $\sin a \sin b + \cos a \cos b = \cos(a-b)$,
+#
+# $$\frac{\mathrm{emb}(t)\cdot\mathrm{emb}(s)}{\lVert\mathrm{emb}(t)\rVert\,\lVert\mathrm{emb}(s)\rVert}
+#   = \frac{1}{h}\sum_{i=0}^{h-1} \cos\big((t-s)\,\omega_i\big):$$
+#
+# the cosine similarity depends only on the **distance** $t - s$, never on where $t$ is. Nearby steps
+# get similar codes, distant steps less similar ones, in the same way everywhere along the chain.
+
+# %%
+unit = emb / jnp.linalg.norm(emb, axis=1, keepdims=True)
+similarity = unit @ unit.T  # (T, T) cosine similarities
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+im = axes[0].imshow(similarity, cmap="viridis", vmin=-0.2, vmax=1)
+axes[0].set(title="cosine similarity of emb(t) and emb(s)", xlabel="s", ylabel="t")
+fig.colorbar(im, ax=axes[0])
+for t in (100, 500, 900):
+    axes[1].plot(ts, similarity[t], label=f"t = {t}")
+axes[1].set(title="one row each: a peak at s = t, the same shape everywhere", xlabel="s")
+axes[1].legend()
+fig.tight_layout()
+plt.show()
+
+# %%
+# The closed form above, for every pair (t, s) ...
+freqs = 10000.0 ** (-np.arange(h) / (h - 1))
+by_distance = np.cos(np.arange(-(T - 1), T)[:, None] * freqs).mean(-1)  # (2T - 1,): distance -999 .. 999
+delta = np.arange(T)[:, None] - np.arange(T)[None, :]  # (T, T): t - s
+np.testing.assert_allclose(similarity, by_distance[delta + T - 1], atol=1e-4)
+# ... so the matrix is constant along its diagonals: only t - s matters.
+np.testing.assert_allclose(similarity[100:200, 300:400], similarity[600:700, 800:900], atol=1e-4)
+# Every step is most similar to itself, then to its neighbours t - 1 and t + 1.
+s_off = np.asarray(similarity) - 2 * np.eye(T)
+assert np.all(np.abs(np.argmax(s_off, axis=1) - np.arange(T)) == 1)
+
+# %% [markdown]
+# ### Try it: a slider over $t$
+#
+# The top panel is the 128 numbers the network receives for the chosen step; the bottom panel shows how
+# similar that code is to the code of every other step.
+
+# %%
+shown = []
+
+
+def show_embedding(t):
+    shown.append(t)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 4.5))
+    axes[0].bar(np.arange(dim), emb[t], color=["C0"] * h + ["C1"] * h)
+    axes[0].set(title=f"emb(t = {t}): sines (blue), cosines (orange)", ylim=(-1.1, 1.1))
+    axes[1].plot(ts, similarity[t])
+    axes[1].axvline(t, color="k", lw=0.5)
+    axes[1].set(title="cosine similarity to every other step", xlabel="s", ylim=(-0.3, 1.05))
+    fig.tight_layout()
+    return fig
+
+
+widget = viz.slider(show_embedding, max=T - 1, value=100)
+widget
+
+# %%
+slider_, image = widget.children
+assert (slider_.min, slider_.max, slider_.value) == (0, T - 1, 100) and shown == [100]
+first = bytes(image.value)  # the rendered figure
+assert first.startswith(b"\x89PNG")
+slider_.value = 700
+assert shown == [100, 700] and bytes(image.value).startswith(b"\x89PNG") and bytes(image.value) != first
+
+# %% [markdown]
+# ## 5. From embedding to conditioning vector: the time MLP
+#
+# The sinusoids are fixed features. As in the official code, the UNet passes them through a small
+# MLP, learned with the rest of the network, with `ch` the UNet's base width (128 in the paper):
+#
+# $$\mathrm{temb}(t) = W_1\,\mathrm{swish}\big(W_0\,\mathrm{emb}(t) + b_0\big) + b_1, \qquad
+#   \mathrm{emb}(t) \in \mathbb{R}^{ch},\ \mathrm{temb}(t) \in \mathbb{R}^{4ch},$$
+#
+# with $\mathrm{swish}(x) = x\,\sigma(x)$. Every ResBlock of the UNet then adds its own linear projection of
+# $\mathrm{swish}(\mathrm{temb}(t))$ to its feature maps, one number per channel
+# ([notebook 03](03_unet.ipynb)). Here is the package's `TimeEmbedding` for the paper's `ch = 128`, and the
+# same computation written with its raw weights (our `Linear` stores `weight` as `(in, out)`).
+
+# %%
+ch = 128
+time_mlp = TimeEmbedding(ch, key=jax.random.key(1))
+print(time_mlp.dense0.weight.shape, time_mlp.dense1.weight.shape)
+
+
+def time_mlp_inline(mlp, t):
+    e = sinusoidal_embedding(t, mlp.ch)  # (ch,)
+    hidden = e @ mlp.dense0.weight + mlp.dense0.bias  # (4ch,)
+    hidden = hidden * jax.nn.sigmoid(hidden)  # swish
+    return hidden @ mlp.dense1.weight + mlp.dense1.bias  # (4ch,)
+
+
+temb = jax.vmap(time_mlp)(ts)  # (T, 4ch): one conditioning vector per step
+print(temb.shape)
+
+# %%
+for t in (0, 10, 999):
+    np.testing.assert_allclose(time_mlp_inline(time_mlp, t), time_mlp(jnp.array(t)), rtol=1e-5, atol=1e-5)
+assert temb.shape == (T, 4 * ch)
+# Parameters: two dense layers, ch -> 4ch -> 4ch, with biases.
+assert count_params(time_mlp) == ch * 4 * ch + 4 * ch + 4 * ch * 4 * ch + 4 * ch == 328_704
+# Distinct steps get distinct vectors, already at initialisation.
+assert float(jnp.linalg.norm(temb[1:] - temb[:-1], axis=1).min()) > 1e-3
+
+# %% [markdown]
+# ## Summary
+#
+# - The best denoiser differs from one noise level to the next, so the network is told $t$.
+# - $t$ enters as $h$ sines and $h$ cosines of geometrically spaced frequencies: every step gets a distinct
+#   code of the same length, and the similarity of two codes depends only on how far apart the steps are.
+# - A two-layer MLP (`TimeEmbedding`) turns the code into a $4\cdot ch$ vector, which every ResBlock projects
+#   and adds to its channels.
+#
+# **Next:** [03 — The UNet](03_unet.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/03_unet.ipynb)

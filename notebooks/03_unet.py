@@ -1,0 +1,484 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 — The UNet that predicts the noise
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/03_unet.ipynb)
+#
+# Part 3 of **nanoJaxDDPM** (DDPM, Ho et al. 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)).
+# The reverse process needs a network $\epsilon_\theta(x_t, t)$ that looks at a noisy image and the step $t$
+# ([notebook 02](02_sinusoidal_embedding.ipynb)) and predicts the noise $\epsilon$ in it (the paper's
+# $\epsilon$-parameterisation, section 3.2, eq. 11): an array the same shape as the image.
+# Appendix B of the paper describes the network:
+#
+# > Our neural network architecture follows the backbone of PixelCNN++, which is a U-Net based on a Wide ResNet.
+# > We replaced weight normalization with group normalization. Our 32 × 32 models use four feature map
+# > resolutions (32 × 32 to 4 × 4) […]. All models have two convolutional residual blocks per resolution level
+# > and self-attention blocks at the 16 × 16 resolution between the convolutional blocks. Diffusion time $t$ is
+# > specified by adding the Transformer sinusoidal position embedding into each residual block.
+#
+# **What you will learn**
+# - why our images are channels-last, `(H, W, C)`, and what that buys on a CPU;
+# - each building block, written out and checked against `nanoddpm_utils.layers` / `nanoddpm_utils.unet`:
+#   group normalisation, the residual block with its time input, self-attention, down- and up-sampling;
+# - how skip connections join them into a UNet, with every block's output shape traced;
+# - where the parameters are: the paper's 35.7M-parameter CIFAR-10 model next to our smaller presets.
+
+# %%
+# Colab only: fetch the course repository and install its package (does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import os
+    import subprocess
+
+    REPO_DIR = "/content/nanoJaxDDPM"
+    if not os.path.isdir(REPO_DIR):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main",
+                        "https://github.com/suvadityamuk/nanoJaxDDPM", REPO_DIR], check=True)
+    else:
+        subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
+    subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
+                   env={**os.environ, "PYTHON": sys.executable})  # install into this kernel's Python
+    if REPO_DIR not in sys.path:
+        sys.path.insert(0, REPO_DIR)  # importable now, without restarting the runtime
+    importlib.invalidate_caches()
+
+# %%
+import os
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+from nanoddpm_utils.config import PRESETS, get_preset
+from nanoddpm_utils.layers import Conv2d, GroupNorm
+from nanoddpm_utils.unet import AttnBlock, Downsample, ResBlock, Upsample, count_params, make_model
+
+SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
+print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
+
+# %% [markdown]
+# ## 1. Channels last: `(H, W, C)`
+#
+# Every function in the package acts on **one** example, and images are stored channels-last: a colour
+# image is `(H, W, C)` and a batch `(N, H, W, C)`, made with `jax.vmap`. Equinox's `Conv2d` and `GroupNorm`
+# are channels-first `(C, H, W)`, like PyTorch, so the package has its own small channels-last
+# versions (`nanoddpm_utils.layers`). Two reasons:
+#
+# - it is the native layout of TPUs, which Colab offers for training on CIFAR-10 later in the course;
+# - on XLA:CPU a channels-first convolution inside a `lax.scan` body (which is how we will run training steps
+#   and the sampler) runs **10× or more slower** than the same convolution outside it, while channels-last is
+#   unaffected ([jax-ml/jax#12868](https://github.com/jax-ml/jax/issues/12868), still open).
+#
+# First, the layout changes nothing about the maths: our `Conv2d` (weights `(kh, kw, in, out)`) computes
+# exactly what Equinox's channels-first `Conv2d` (weights `(out, in, kh, kw)`) computes, after transposes.
+
+# %%
+key = jax.random.key(0)
+conv = Conv2d(16, 32, kernel_size=3, key=key)  # ours: x (H, W, 16) -> (H, W, 32)
+eqx_conv = eqx.nn.Conv2d(16, 32, kernel_size=3, padding=1, key=key)  # Equinox: x (16, H, W) -> (32, H, W)
+eqx_conv = eqx.tree_at(lambda c: (c.weight, c.bias), eqx_conv,
+                       (conv.weight.transpose(3, 2, 0, 1), conv.bias[:, None, None]))
+
+x = jax.random.normal(jax.random.key(1), (8, 8, 16))  # one channels-last image
+y = conv(x)
+print(conv.weight.shape, eqx_conv.weight.shape, y.shape)
+
+# %%
+assert y.shape == (8, 8, 32)
+np.testing.assert_allclose(y, eqx_conv(x.transpose(2, 0, 1)).transpose(1, 2, 0), rtol=1e-5, atol=1e-5)
+
+# %% [markdown]
+# Now the cost. Apply one 3×3 convolution ten times, once as ten separate calls and once as a `lax.scan`
+# whose body is the convolution, in each layout (timings from this machine; on a GPU or TPU the gap is absent).
+
+# %%
+def conv_timings(layout, batch, size, channels, steps):
+    """Seconds per convolution, called alone and inside a lax.scan, for 'NCHW' or 'NHWC'."""
+    if layout == "NCHW":
+        x, w, dims = jnp.ones((batch, channels, size, size)), jnp.ones((channels, channels, 3, 3)), ("NCHW", "OIHW", "NCHW")
+    else:
+        x, w, dims = jnp.ones((batch, size, size, channels)), jnp.ones((3, 3, channels, channels)), ("NHWC", "HWIO", "NHWC")
+    w = w / (9 * channels)
+
+    def apply(h):
+        return jax.lax.conv_general_dilated(h, w, (1, 1), "SAME", dimension_numbers=dims)
+
+    alone = jax.jit(apply)
+    scanned = jax.jit(lambda h: jax.lax.scan(lambda c, _: (apply(c), None), h, length=steps)[0])
+    alone(x).block_until_ready()  # compile both first
+    scanned(x).block_until_ready()
+    start = time.perf_counter()
+    for _ in range(steps):
+        out_alone = alone(x).block_until_ready()
+    t_alone = (time.perf_counter() - start) / steps
+    start = time.perf_counter()
+    out_scan = scanned(x).block_until_ready()
+    return t_alone, (time.perf_counter() - start) / steps, out_alone, out_scan
+
+
+shape = dict(batch=2, size=16, channels=32, steps=3) if SMOKE else dict(batch=8, size=32, channels=64, steps=10)
+results = {layout: conv_timings(layout, **shape) for layout in ("NCHW", "NHWC")}
+for layout, (t_alone, t_scan, _, _) in results.items():
+    print(f"{layout}: {1e3 * t_alone:7.1f} ms per conv alone, {1e3 * t_scan:7.1f} ms inside lax.scan")
+
+# %%
+# Both layouts compute the same numbers (timings vary by machine, so they are printed, not asserted).
+_, _, alone_nchw, scan_nchw = results["NCHW"]
+_, _, alone_nhwc, scan_nhwc = results["NHWC"]
+np.testing.assert_allclose(alone_nchw.transpose(0, 2, 3, 1), alone_nhwc, rtol=1e-5)
+np.testing.assert_allclose(scan_nchw.transpose(0, 2, 3, 1), scan_nhwc, rtol=1e-4, atol=1e-6)
+
+# %% [markdown]
+# Those timings are for the forward pass. Training also needs the gradient with respect to the weights,
+# and on XLA:CPU that gradient falls off the fast path inside a loop even when channels-last (the same
+# issue). Matrix multiplications do not, so on a CPU the package's `Conv2d` (with its default
+# `impl="auto"`) computes a convolution as **one matmul**: stack the 9 shifted copies of the image along
+# the channel axis ("im2col"), then multiply by the weights reshaped to `(9 C_in, C_out)`. On a GPU or TPU
+# it uses XLA's convolution. Both give the same numbers:
+
+# %%
+def conv_as_matmul(x, w):
+    """A 3x3 "SAME" convolution with stride 1, as one matmul over the 9 shifted copies of x (im2col)."""
+    H, W, cin = x.shape
+    kh, kw, _, cout = w.shape
+    xp = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))  # one pixel of zeros around the image
+    patches = jnp.concatenate([xp[i:i + H, j:j + W] for i in range(kh) for j in range(kw)], axis=-1)  # (H, W, 9 cin)
+    return patches @ w.reshape(kh * kw * cin, cout)
+
+
+conv_xla = Conv2d(16, 32, key=key, impl="xla")
+conv_mm = Conv2d(16, 32, key=key, impl="matmul")
+x = jax.random.normal(jax.random.key(1), (8, 8, 16))
+print(conv_as_matmul(x, conv_xla.weight).shape)
+
+# %%
+np.testing.assert_allclose(conv_as_matmul(x, conv_xla.weight), conv_xla(x), rtol=1e-4, atol=1e-5)  # bias is 0
+np.testing.assert_allclose(conv_mm(x), conv_xla(x), rtol=1e-4, atol=1e-5)
+
+# %% [markdown]
+# ## 2. Group normalisation
+#
+# The paper replaces PixelCNN++'s weight normalisation with group normalisation (Wu & He 2018). The $C$
+# channels are split into $G$ groups; each group is normalised by its own mean and variance over
+# $(H, W, C/G)$, then every channel gets a learned scale $\gamma_c$ and shift $\beta_c$:
+#
+# $$\mathrm{GN}(x)_{hwc} = \gamma_c\,\frac{x_{hwc} - \mu_{g(c)}}{\sqrt{\sigma^2_{g(c)} + \varepsilon}} + \beta_c .$$
+#
+# Unlike batch norm it uses no statistics across the batch, so one example at a time is fine, which is what
+# `vmap` needs. The paper uses $G = 32$.
+
+# %%
+def group_norm_inline(x, groups, eps=1e-6):
+    """Normalise each of `groups` channel groups of a (H, W, C) image over (H, W, C / groups)."""
+    h, w, c = x.shape
+    g = x.reshape(h, w, groups, c // groups)
+    g = (g - g.mean(axis=(0, 1, 3), keepdims=True)) / jnp.sqrt(g.var(axis=(0, 1, 3), keepdims=True) + eps)
+    return g.reshape(h, w, c)  # scale 1 and shift 0: the initial gamma and beta
+
+
+x = 3.0 + 2.0 * jax.random.normal(jax.random.key(2), (8, 8, 64))
+norm = GroupNorm(8, 64)
+print(norm(x).shape, f"before: mean {x.mean():.2f} std {x.std():.2f}; after: mean {norm(x).mean():.2f} std {norm(x).std():.2f}")
+
+# %%
+np.testing.assert_allclose(group_norm_inline(x, 8), norm(x), atol=1e-5)
+# ... and equals Equinox's channels-first GroupNorm on the transposed image
+eqx_norm = eqx.nn.GroupNorm(8, 64, eps=1e-6)
+np.testing.assert_allclose(eqx_norm(x.transpose(2, 0, 1)).transpose(1, 2, 0), norm(x), atol=1e-5)
+
+# %% [markdown]
+# ## 3. The residual block, and where $t$ comes in
+#
+# A ResBlock (the official code's `resnet_block`) maps `(H, W, C_in)` to `(H, W, C_out)`:
+#
+# $$h = \mathrm{conv}_1(\mathrm{swish}(\mathrm{GN}(x))) + W_t\,\mathrm{swish}(\mathrm{temb}(t)),\qquad
+#   \mathrm{out} = \mathrm{skip}(x) + \mathrm{conv}_2(\mathrm{dropout}(\mathrm{swish}(\mathrm{GN}(h)))).$$
+#
+# - The time vector $\mathrm{temb}(t)$ (the MLP of notebook 02, size $4\,ch$) is projected to $C_\text{out}$
+#   numbers and **added to every pixel**: a per-channel shift that depends on $t$.
+# - $\mathrm{skip}$ is the identity, or a 1×1 convolution (a `Linear` on the channel axis) when $C_\text{in} \neq C_\text{out}$.
+# - $\mathrm{conv}_2$ starts at zero (as in the official code), so a fresh block is the identity and a deep
+#   network starts out well behaved. Dropout (0.1 on CIFAR-10) sits before $\mathrm{conv}_2$.
+#
+# The sizes below are those of the `digits` preset we build in section 6 (`ch = 32`, so the time vector has
+# 128 numbers, and 8 groups).
+
+# %%
+temb_dim, groups = 128, 8
+block = ResBlock(32, 64, temb_dim, 0.0, groups, key=jax.random.key(3))
+
+
+def resblock_inline(b, x, temb):
+    h = b.conv1(jax.nn.swish(b.norm1(x)))
+    h = h + b.temb_proj(jax.nn.swish(temb))[None, None, :]  # (H, W, C_out) + (1, 1, C_out)
+    h = b.conv2(jax.nn.swish(b.norm2(h)))  # (dropout omitted: it is off without a key)
+    skip = x if b.nin_shortcut is None else b.nin_shortcut(x)
+    return skip + h
+
+
+x = jax.random.normal(jax.random.key(4), (8, 8, 32))
+temb = jax.random.normal(jax.random.key(5), (temb_dim,))
+print(x.shape, "->", block(x, temb).shape)
+
+# %%
+def randomise(module, seed, scale=0.1):
+    """Perturb every weight: fresh blocks start near the identity, which would make equality checks too easy."""
+    rng = np.random.default_rng(seed)  # NumPy, so that no new weight shape needs compiling
+    params, static = eqx.partition(module, eqx.is_inexact_array)
+    params = jax.tree_util.tree_map(
+        lambda p: jnp.asarray(np.asarray(p) + scale * rng.standard_normal(p.shape, np.float32)), params)
+    return eqx.combine(params, static)
+
+
+rblock = randomise(block, 6)
+assert block(x, temb).shape == (8, 8, 64)
+np.testing.assert_allclose(resblock_inline(rblock, x, temb), rblock(x, temb), rtol=1e-4, atol=1e-4)
+# t matters: a different time vector changes the output
+assert float(jnp.abs(rblock(x, temb) - rblock(x, 2 * temb)).max()) > 1e-2
+# a fresh block whose channels do not change is the identity
+same = ResBlock(64, 64, temb_dim, 0.0, groups, key=jax.random.key(7))
+x64 = jax.random.normal(jax.random.key(8), (8, 8, 64))
+np.testing.assert_allclose(same(x64, temb), x64, atol=1e-4)
+
+# %% [markdown]
+# ## 4. Self-attention
+#
+# Convolutions see a 3×3 neighbourhood; to relate distant parts of the image, the paper inserts
+# single-head self-attention at the 16×16 resolution. Every position attends to all $HW$ positions:
+#
+# $$q, k, v = W_q\,\mathrm{GN}(x),\ W_k\,\mathrm{GN}(x),\ W_v\,\mathrm{GN}(x) \in \mathbb{R}^{HW \times C},\qquad
+#   \mathrm{out} = x + W_o\,\mathrm{softmax}\!\Big(\frac{q k^\top}{\sqrt{C}}\Big)\,v .$$
+#
+# The $HW \times HW$ matrix is why attention stays at low resolution: 256² entries at 16×16, 1024² at 32×32.
+# $W_o$ starts at zero, so the block starts as the identity, like the ResBlock.
+
+# %%
+attn = AttnBlock(64, groups, key=jax.random.key(9))
+
+
+def attention_inline(a, x):
+    H, W, C = x.shape
+    h = a.norm(x).reshape(H * W, C)  # a sequence of HW pixels
+    q, k, v = a.q(h), a.k(h), a.v(h)  # (HW, C) each
+    weights = jax.nn.softmax(q @ k.T / jnp.sqrt(C), axis=-1)  # (HW, HW), rows sum to 1
+    return x + a.proj_out(weights @ v).reshape(H, W, C)
+
+
+rattn = randomise(attn, 10)
+print(x64.shape, "->", rattn(x64).shape)
+
+# %%
+np.testing.assert_allclose(attention_inline(rattn, x64), rattn(x64), rtol=1e-4, atol=1e-4)
+# Attention alone has no idea where a pixel is: shuffling the pixels shuffles the output the same way.
+# (Position information comes from the convolutions around it.)
+perm = jax.random.permutation(jax.random.key(11), 64)
+
+
+def shuffle(img):
+    return img.reshape(64, -1)[perm].reshape(img.shape)
+
+
+np.testing.assert_allclose(rattn(shuffle(x64)), shuffle(rattn(x64)), rtol=1e-4, atol=1e-4)
+
+# %% [markdown]
+# ## 5. Changing resolution
+#
+# Going down, a 3×3 convolution with stride 2 halves $H$ and $W$ ("SAME" padding, as TensorFlow's, which the
+# official code used). Going up, every pixel is repeated into a 2×2 square (nearest neighbour), then a 3×3
+# convolution smooths the result. Neither changes the number of channels.
+
+# %%
+down = Downsample(64, key=jax.random.key(12))
+up = Upsample(64, key=jax.random.key(13))
+small = down(x64)
+print(x64.shape, "-> Downsample ->", small.shape, "-> Upsample ->", up(small).shape)
+
+# %%
+assert small.shape == (4, 4, 64) and up(small).shape == (8, 8, 64)
+nearest = jax.image.resize(small, (8, 8, 64), method="nearest")
+np.testing.assert_array_equal(jnp.repeat(jnp.repeat(small, 2, axis=0), 2, axis=1), nearest)
+np.testing.assert_allclose(up(small), up.conv(nearest), rtol=1e-5, atol=1e-5)
+
+# %% [markdown]
+# ## 6. Skip connections: the whole UNet
+#
+# The UNet (`nanoddpm_utils.unet.UNet`, following the official `models/unet.py`) is these blocks in a "U":
+#
+# ```
+# conv_in ─► [ResBlock (+Attn)] × num_res_blocks, Downsample   at each resolution, widths ch × ch_mult
+#         ─► middle: ResBlock, Attn, ResBlock
+#         ─► [concat skip, ResBlock (+Attn)] × (num_res_blocks + 1), Upsample   back up, in reverse
+#         ─► GroupNorm, swish, conv_out          (output: same shape as the input)
+# ```
+#
+# Every activation on the way down is pushed onto a stack; on the way up each ResBlock pops one and
+# concatenates it to its input along the channel axis. These **skip connections** hand the fine detail of
+# the input straight to the output side, which the bottleneck alone would have lost.
+#
+# Here is the forward pass written out, logging every block's output. The model is the `digits` preset, the
+# one the course trains on a CPU: 8×8 grey images, `ch = 32`, two levels (8×8 and 4×4), attention at 4×4.
+# (Building a model takes a few seconds on a CPU: JAX compiles the random initialiser for each new
+# weight shape.)
+
+# %%
+def unet_forward(model, x, t, log=lambda name, module, h: None):
+    """UNet.__call__ written out, without dropout. log(name, module, output) is called after each block."""
+    temb = model.temb(t)
+    log("time MLP", model.temb, temb)
+    hs = [model.conv_in(x)]
+    log("conv_in", model.conv_in, hs[-1])
+    for level in model.down:
+        for block, attn in zip(level.blocks, level.attns):
+            h = block(hs[-1], temb)
+            log("down ResBlock", block, h)
+            if attn is not None:
+                h = attn(h)
+                log("down Attn", attn, h)
+            hs.append(h)
+        if level.resample is not None:
+            hs.append(level.resample(hs[-1]))
+            log("Downsample", level.resample, hs[-1])
+    h = model.mid_block1(hs[-1], temb)
+    log("mid ResBlock", model.mid_block1, h)
+    h = model.mid_attn(h)
+    log("mid Attn", model.mid_attn, h)
+    h = model.mid_block2(h, temb)
+    log("mid ResBlock", model.mid_block2, h)
+    for level in model.up:
+        for block, attn in zip(level.blocks, level.attns):
+            skip = hs.pop()
+            h = block(jnp.concatenate([h, skip], axis=-1), temb)
+            log(f"up ResBlock (+{skip.shape[-1]} skip ch)", block, h)
+            if attn is not None:
+                h = attn(h)
+                log("up Attn", attn, h)
+        if level.resample is not None:
+            h = level.resample(h)
+            log("Upsample", level.resample, h)
+    assert not hs, "every skip is used exactly once"
+    out = model.conv_out(jax.nn.swish(model.norm_out(h)))
+    log("GroupNorm, swish, conv_out", (model.norm_out, model.conv_out), out)
+    return out
+
+
+def print_table(rows):
+    print(f"{'block':30} {'output shape':>16} {'parameters':>12}")
+    for name, shape, n in rows:
+        print(f"{name:30} {str(tuple(shape)):>16} {n:>12,}")
+    print(f"{'total':30} {'':>16} {sum(n for *_, n in rows):>12,}")
+
+
+model = make_model("digits", key=jax.random.key(14))
+rmodel = randomise(model, 15, scale=0.02)
+x = jax.random.normal(jax.random.key(16), (8, 8, 1))  # one noisy digit, channels last
+rows = []
+out = unet_forward(rmodel, x, jnp.array(10), lambda name, module, h: rows.append((name, h.shape, count_params(module))))
+print_table(rows)
+
+# %%
+np.testing.assert_allclose(out, rmodel(x, jnp.array(10)), rtol=1e-4, atol=1e-4)  # the inline pass is the model's
+assert out.shape == x.shape  # the noise prediction has the image's shape
+assert sum(n for *_, n in rows) == count_params(model) == 1_001_729  # every parameter is in the table
+# Batches go through jax.vmap: the model itself only ever sees one image.
+batch_out = eqx.filter_jit(lambda m, xs, ts: jax.vmap(m)(xs, ts))(model, jnp.zeros((5, 8, 8, 1)), jnp.arange(5))
+assert batch_out.shape == (5, 8, 8, 1)
+
+# %% [markdown]
+# ## 7. The paper's CIFAR-10 model, without allocating it
+#
+# The paper's CIFAR-10 network (`paper_cifar10`: `ch = 128`, `ch_mult = (1, 2, 2, 2)`, two ResBlocks per
+# level, attention at 16×16, dropout 0.1) has **35.7M** parameters (appendix B). We do not
+# need to build it to count them: `eqx.filter_eval_shape` runs the constructor abstractly and returns a model
+# whose arrays are only shapes, and `jax.eval_shape` does the same for the forward pass. Nothing is allocated
+# or computed, so this is instant even on a laptop.
+
+# %%
+paper = eqx.filter_eval_shape(make_model, "paper_cifar10", key=jax.random.key(0))
+print(type(paper.conv_in.weight), paper.conv_in.weight.shape)
+
+paper_rows = []
+params, static = eqx.partition(paper, lambda leaf: isinstance(leaf, jax.ShapeDtypeStruct))
+jax.eval_shape(
+    lambda p, x: unet_forward(eqx.combine(p, static), x, jnp.array(0),
+                              lambda name, module, h: paper_rows.append((name, h.shape, count_params(module)))),
+    params, jax.ShapeDtypeStruct((32, 32, 3), jnp.float32))
+print_table(paper_rows)
+
+# %%
+n_paper = count_params(paper)
+assert abs(n_paper - 35.7e6) / 35.7e6 < 0.005, n_paper  # within 0.5% of the paper's 35.7M
+assert sum(n for *_, n in paper_rows) == n_paper == 35_746_307
+assert paper_rows[-1][1] == (32, 32, 3)
+assert [shape[0] for name, shape, _ in paper_rows if "Attn" in name] == [16, 16, 4, 16, 16, 16]  # 16x16 + the middle
+
+# %% [markdown]
+# Where do the parameters live? A 3×3 convolution from $C$ to $C$ channels has $9C^2$ weights, so the
+# 256-channel levels (16×16 and below) hold most of them, while the 32×32 level, where the compute is,
+# holds few.
+
+# %%
+by_res = {}
+for name, shape, n in paper_rows:
+    if len(shape) == 3:
+        by_res[shape[0]] = by_res.get(shape[0], 0) + n
+plt.figure(figsize=(7, 3.5))
+plt.bar([f"{r}×{r}" for r in by_res], [n / 1e6 for n in by_res.values()])
+plt.ylabel("parameters (millions)")
+plt.title("paper_cifar10: parameters of the blocks whose output has this resolution")
+plt.show()
+
+# %%
+assert sum(by_res.values()) == n_paper - count_params(paper.temb)
+assert by_res[32] < by_res[16] and by_res[32] < by_res[4]
+
+# %% [markdown]
+# ## 8. The presets
+#
+# The package's presets (`nanoddpm_utils.config`) differ from the paper's model in a few fields. The paper's
+# model needs an accelerator and days; `nano_cifar10` trains on CIFAR-10 in about an hour on a Colab
+# accelerator; `digits` trains on scikit-learn's 8×8 digits in minutes on a CPU; `smoke` only exists for tests.
+
+# %%
+print(f"{'preset':14} {'image':>9} {'ch':>4} {'ch_mult':>13} {'blocks':>6} {'attn at':>8} {'dropout':>7} {'parameters':>12}")
+counts = {}
+for name, cfg in PRESETS.items():
+    m = cfg.model
+    counts[name] = count_params(eqx.filter_eval_shape(make_model, name, key=jax.random.key(0)))
+    image = f"{m.image_size}²×{m.in_channels}"
+    print(f"{name:14} {image:>9} {m.ch:>4} {str(m.ch_mult):>13} {m.num_res_blocks:>6} "
+          f"{str(m.attn_resolutions):>8} {m.dropout:>7} {counts[name]:>12,}")
+
+# %%
+assert counts["paper_cifar10"] == n_paper and counts["digits"] == count_params(model)
+assert counts["paper_cifar10"] > counts["nano_cifar10"] > counts["digits"] > counts["smoke"]
+assert get_preset("paper_cifar10").model.attn_resolutions == (16,) and get_preset("paper_cifar10").model.dropout == 0.1
+
+# %% [markdown]
+# ## Summary
+#
+# - Images are channels-last `(H, W, C)`, one example per call, batched with `vmap`; on a CPU this, and
+#   computing convolutions as matmuls (im2col), keeps them fast inside `lax.scan`.
+# - A ResBlock is GroupNorm, swish, conv, **plus a per-channel shift from the time embedding**, then GroupNorm,
+#   swish, dropout, conv, added to a skip path; self-attention relates all positions at 16×16; strided
+#   convolutions and nearest-neighbour upsampling change resolution; skip connections carry each level's
+#   activations across the "U".
+# - The paper's model has 35,746,307 parameters (35.7M), most of them at the low resolutions.
+#
+# We have the forward process, the time embedding and the network. Next: the loss that trains it.
+#
+# **Next:** [04 — Training](04_training.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/04_training.ipynb)

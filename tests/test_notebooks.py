@@ -1,0 +1,85 @@
+"""The notebooks' hygiene: each .ipynb is generated from its .py, has no outputs, and links where it should.
+
+Running them is nbmake's job (`pytest --nbmake notebooks/*.ipynb`); these checks are static and fast.
+"""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
+FIX = "run: python tools/sync_notebooks.py"
+
+_spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "tools" / "sync_notebooks.py")
+sync = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync)
+
+
+def cells(nb):
+    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks/*.py found"
+    names = [p.stem for p in NOTEBOOKS]
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+", n) for n in names), names
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ipynb_matches_its_py(py):
+    ipynb = py.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} is missing; {FIX}"
+    expected = jupytext.read(py)  # what jupytext makes of the .py today
+    committed = nbformat.read(ipynb, as_version=4)
+    assert cells(committed) == cells(expected), f"{ipynb.name} differs from {py.name}; {FIX}"
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ipynb_has_no_outputs(py):
+    nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+    for i, c in enumerate(nb.cells):
+        if c.cell_type == "code":
+            assert c.outputs == [] and c.execution_count is None, f"{py.stem}.ipynb cell {i} has outputs; {FIX}"
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_badge_setup_cell_and_links_use_this_repo(py):
+    text = py.read_text()
+    # the badge opens this very notebook from REPO/BRANCH
+    assert f"[![Open In Colab]({sync.BADGE_IMG})]({sync.colab_url(f'notebooks/{py.stem}.ipynb')})" in text, FIX
+    for owner_repo, branch in re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", text):
+        assert (owner_repo, branch) == (sync.REPO, sync.BRANCH), FIX
+    # the first code cell is the Colab setup cell, identical in every notebook
+    first_code = next(c for c in jupytext.read(py).cells if c.cell_type == "code")
+    assert first_code.source == sync.setup_cell(), f"{py.name}: the first code cell is not the setup cell; {FIX}"
+    assert f"https://github.com/{sync.REPO}" in first_code.source
+    # and the sync script would change nothing
+    assert sync.rewrite_py(text, py.stem) == text, FIX
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_smoke_switch(py):
+    assert 'SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"' in py.read_text()
+
+
+@pytest.mark.parametrize("i", range(len(NOTEBOOKS) - 1), ids=lambda i: NOTEBOOKS[i].stem)
+def test_links_to_the_next_notebook(i):
+    last = jupytext.read(NOTEBOOKS[i]).cells[-1]
+    nxt = NOTEBOOKS[i + 1].stem
+    assert last.cell_type == "markdown" and f"]({nxt}.ipynb)" in last.source, \
+        f"the last cell of {NOTEBOOKS[i].name} should link to {nxt}.ipynb"
+    assert sync.colab_url(f"notebooks/{nxt}.ipynb") in last.source
+
+
+
+def test_readme_colab_links_use_this_repo():
+    readme = ROOT / "README.md"
+    if not readme.exists():
+        pytest.skip("no README.md")
+    found = re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", readme.read_text())
+    assert all(f == (sync.REPO, sync.BRANCH) for f in found), FIX
