@@ -1,4 +1,4 @@
-"""The command line: ``python -m nanoddpm_utils train|sample …`` (see ``--help`` of each).
+"""The command line: ``python -m nanoddpm_utils train|sample|eval …`` (see ``--help`` of each).
 
 User errors (bad data, a bad flag value, an unusable checkpoint) print one line and exit 2.
 """
@@ -33,6 +33,16 @@ def _nonnegative(value: str) -> int:
     return n
 
 
+def _eta(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {x}")
+    return x
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nanoddpm_utils",
                                      description="Train and sample denoising diffusion models (DDPM) in JAX.")
@@ -51,16 +61,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_positive, default=None, help="global batch size (default: the preset's)")
     t.add_argument("--seed", type=int, default=None, help="random seed: same seed and config, same run (default 0)")
     t.add_argument("--ckpt-every", type=_positive, default=None, help="checkpoint every N steps (default: preset's)")
+    t.add_argument("--ckpt-minutes", type=float, default=10.0,
+                   help="also checkpoint every M minutes of wall time (default 10; 0 turns it off)")
+    t.add_argument("--keep", type=_positive, default=3, help="keep the newest K checkpoints (default 3)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run",
-                       description="Sample with the run's EMA weights (the paper's Algorithm 2). Writes FILE.npz "
+                       description="Sample with the run's EMA weights (the paper's Algorithm 2, or DDIM with "
+                                   "--sampler ddim). Writes FILE.npz "
                                    "holding `samples` (float32, N x H x W x C, in [0, 1]) and a PNG grid beside it.")
     s.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
     s.add_argument("--num", type=_positive, default=64, help="number of images (default 64)")
     s.add_argument("--out", required=True, type=Path, help="output .npz file; the grid goes to the same name .png")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                   help="ddpm: ancestral sampling over all T steps (Algorithm 2, default); ddim: DDIM (Song et al. "
+                        "2021) on --steps evenly spaced steps")
+    s.add_argument("--steps", type=_positive, default=None,
+                   help="DDIM only: number of denoising steps, 1 .. T (default 50, or T if smaller)")
+    s.add_argument("--eta", type=_eta, default=0.0,
+                   help="DDIM only: noise scale in [0, 1]; 0 is deterministic given the seed (default), 1 is "
+                        "DDPM-like noise")
+
+    e = sub.add_parser("eval", help="bits/dim on the test split, and sample quality for digits",
+                       description="Evaluate a run's EMA weights: the variational bound on the negative "
+                                   "log-likelihood in bits/dim on the test split (the paper's Table 2: prior L_T, "
+                                   "the KL terms L_1 .. L_{T-1}, decoder L_0) and, for digits, a sample-quality "
+                                   "table against real held-out digits and noise.")
+    e.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
+    e.add_argument("--num-samples", type=_nonnegative, default=None,
+                   help="digits only: samples for the quality table (default: as many as the test split holds, "
+                        "360; 0 skips the table)")
+    e.add_argument("--batch-size", type=_positive, default=128, help="images per batch for bits/dim (default 128)")
+    e.add_argument("--seed", type=int, default=0, help="random seed for the bound's noise and the samples (default 0)")
+    e.add_argument("--bpd-examples", type=_nonnegative, default=None,
+                   help="test images for bits/dim, a seeded random subset (default: all for digits, 1000 for other "
+                        "datasets; the bound costs T model calls per image; 0 skips it)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     return parser
 
 
@@ -84,6 +122,8 @@ def cmd_train(args) -> None:
     from .train import fit, init_state
 
     _check_writable(args.out)
+    if args.ckpt_minutes < 0:
+        raise ValueError(f"--ckpt-minutes must be >= 0, got {args.ckpt_minutes}")
     train_overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
                                          "ckpt_every": args.ckpt_every}.items() if v is not None}
     has_run = bool(checkpoint.list_checkpoints(args.out))
@@ -106,7 +146,8 @@ def cmd_train(args) -> None:
     print(f"{config.name}: {len(data)} training images of {data.shape[1:]}, {config.train.steps} steps of batch "
           f"{config.train.batch_size} on {jax.devices()[0].platform.upper()}")
     with Tracker(args.out, config.to_dict(), name=f"{config.name}-{args.out.name}") as tracker:
-        fit(config, data, state=state, run_dir=args.out, tracker=tracker, progress=not args.no_progress)
+        fit(config, data, state=state, run_dir=args.out, tracker=tracker, progress=not args.no_progress,
+            ckpt_minutes=args.ckpt_minutes or None, keep=args.keep)
     print(f"done: {args.out}")
 
 
@@ -122,7 +163,8 @@ def cmd_sample(args) -> None:
     if args.out.suffix != ".npz":
         raise ValueError(f"--out must name a .npz file, got {args.out}")
     _check_writable(args.out.parent)
-    images = sample_images(config, state.ema, jax.random.key(args.seed), args.num)
+    images = sample_images(config, state.ema, jax.random.key(args.seed), args.num, sampler=args.sampler,
+                           steps=args.steps, eta=args.eta)
     samples = np.asarray((images + 1.0) / 2.0, dtype=np.float32).clip(0.0, 1.0)
     tmp = args.out.with_name(args.out.stem + ".tmp.npz")
     np.savez(tmp, samples=samples)
@@ -131,13 +173,57 @@ def cmd_sample(args) -> None:
     print(f"wrote {args.out} ({samples.shape}, float32 in [0, 1]) and {png}")
 
 
+def cmd_eval(args) -> None:
+    import jax
+    import numpy as np
+
+    from . import checkpoint
+    from .bpd import bits_per_dim
+    from .data import load_dataset, load_digits, to_uint8
+    from .sample import sample_images
+    from .train import schedule_for
+
+    state, config = checkpoint.restore(args.run)
+    m, T = config.model, config.diffusion.num_timesteps
+    digits = config.dataset == "digits"
+    k_bpd, k_samples = jax.random.split(jax.random.key(args.seed))
+    wanted = args.bpd_examples if args.bpd_examples is not None else (None if digits else 1000)
+    if wanted != 0:
+        test = load_digits("test") if digits else load_dataset(config.dataset, split="test", image_size=m.image_size,
+                                                               channels=m.in_channels)
+        if wanted is not None and wanted < len(test):
+            test = test[np.sort(np.random.default_rng(args.seed).choice(len(test), wanted, replace=False))]
+        r = bits_per_dim(state.ema, schedule_for(config), test, key=k_bpd, batch_size=args.batch_size,
+                         variance=config.diffusion.variance, progress=not args.no_progress)
+        print(f"bits/dim on {r['num_examples']} {config.dataset} test images (T = {T}, sigma^2 "
+              f"{config.diffusion.variance}, EMA weights, step {int(state.step)}):")
+        print(f"  total (NLL bound)        {r['total']:8.4f} +- {r['total_sem']:.4f}")
+        print(f"  prior L_T                {r['prior']:8.4f}")
+        print(f"  L_1 + ... + L_{{T-1}}      {r['kl']:8.4f}")
+        print(f"  decoder L_0              {r['decoder']:8.4f}")
+    if digits:
+        num = args.num_samples if args.num_samples is not None else len(load_digits("test"))
+        if num > 0:
+            from .evaluate import digits_quality_table, format_table
+
+            images = sample_images(config, state.ema, k_samples, num)
+            print(f"sample quality of {num} samples (DDPM, {T} steps):")
+            print(format_table(digits_quality_table(to_uint8(images), seed=args.seed)))
+    elif args.num_samples:
+        print("(no sample-quality table: it is defined for the digits dataset only)")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .train import DivergenceError
 
     args = build_parser().parse_args(argv)
     try:
-        {"train": cmd_train, "sample": cmd_sample}[args.command](args)
+        {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}[args.command](args)
+    except DivergenceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (DataError, CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -137,15 +137,30 @@ def schedule_for(config: Config) -> Schedule:
 
 
 # --------------------------------------------------------------------------- the driver
+class DivergenceError(FloatingPointError):
+    """The loss or the gradient became NaN or infinite; nothing after the last good step was saved."""
+
+
+def _check_finite(chunk: dict, first_step: int) -> None:
+    bad = ~(np.isfinite(chunk["loss"]) & np.isfinite(chunk["grad_norm"]))
+    if bad.any():
+        at = first_step + int(np.argmax(bad)) + 1
+        raise DivergenceError(f"training diverged at step {at}: the loss or gradient is not finite; the last "
+                              "checkpoint before it is kept. Resume from it with a lower learning rate or "
+                              "another --seed")
+
+
 def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, steps: int | None = None,
-        run_dir: str | Path | None = None, tracker=None, progress: bool = True,
-        on_log: Callable[[int, dict], None] | None = None) -> tuple[TrainState, list[dict]]:
+        run_dir: str | Path | None = None, tracker=None, progress: bool = True, ckpt_minutes: float | None = None,
+        keep: int = 3, on_log: Callable[[int, dict], None] | None = None) -> tuple[TrainState, list[dict]]:
     """Train until ``steps`` total steps (default ``config.train.steps``); returns (state, logged metrics).
 
     Runs ``steps_per_call`` steps per jitted call. Every ``log_every`` steps it logs the
     mean loss, grad norm, lr and images/s (to ``tracker`` if given); with a ``run_dir``
     it also writes a sample grid every ``sample_every`` steps and a checkpoint every
-    ``ckpt_every`` steps and at the end.
+    ``ckpt_every`` steps, every ``ckpt_minutes`` minutes and at the end, keeping the
+    newest ``keep``. Metrics are checked for NaN/inf before anything is saved, so a
+    diverged run never overwrites good weights (it raises ``DivergenceError``).
     """
     from tqdm.auto import tqdm
 
@@ -164,48 +179,57 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     multi = make_train_steps(config, K, schedule)
     single = make_train_step(config, schedule)
     step = int(state.step)
-    history, pending, t_last, n_last = [], [], time.perf_counter(), step
+    history, pending, pending_from = [], [], step
+    t_last, n_last, t_ckpt = time.perf_counter(), step, time.monotonic()
 
     def crossed(every, before, after):
         return after // every > before // every
 
     bar = tqdm(total=total, initial=min(step, total), disable=not progress, desc=config.name, unit="step")
-    while step < total:
-        if total - step >= K:
-            state, metrics = multi(data, state)
-            n = K
-        else:
-            state, metrics = single(data, state)
-            metrics = jax.tree_util.tree_map(lambda m: m[None], metrics)
-            n = 1
-        pending.append(metrics)
-        before, step = step, step + n
-        bar.update(n)
-        if crossed(tc.log_every, before, step) or step == total:
-            chunk = jax.tree_util.tree_map(lambda *m: jnp.concatenate(m), *pending)
-            losses = np.asarray(chunk["loss"])  # the one host sync per log interval
-            if not np.all(np.isfinite(losses)):
-                bar.close()
-                raise FloatingPointError(f"non-finite loss at step {step - len(losses) + int(np.argmax(~np.isfinite(losses)))}")
-            now = time.perf_counter()
-            row = {"step": step, "loss": float(losses.mean()), "grad_norm": float(np.mean(chunk["grad_norm"])),
-                   "lr": float(chunk["lr"][-1]), "images_per_sec": (step - n_last) * tc.batch_size / (now - t_last)}
-            history.append(row)
-            pending, t_last, n_last = [], now, step
-            bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_sec']:.0f}")
-            if tracker is not None:
-                tracker.log({k: v for k, v in row.items() if k != "step"}, step=step)
-            if on_log is not None:
-                on_log(step, row)
-        if run_dir is not None:
+    try:
+        while step < total:
+            if total - step >= K:
+                state, metrics = multi(data, state)
+                n = K
+            else:
+                state, metrics = single(data, state)
+                metrics = jax.tree_util.tree_map(lambda m: m[None], metrics)
+                n = 1
+            pending.append(metrics)
+            before, step = step, step + n
+            bar.update(n)
+            end = step == total
+            log_now = crossed(tc.log_every, before, step) or end
+            sample_now = run_dir is not None and (crossed(tc.sample_every, before, step) or end)
+            ckpt_now = run_dir is not None and (crossed(tc.ckpt_every, before, step) or end or (
+                ckpt_minutes is not None and time.monotonic() - t_ckpt >= 60 * ckpt_minutes))
+            if not (log_now or sample_now or ckpt_now):
+                continue
+            # one host sync: fetch this interval's metrics and check them before anything is saved
+            chunk = {k: np.asarray(v) for k, v in
+                     jax.tree_util.tree_map(lambda *m: jnp.concatenate(m), *pending).items()}
+            _check_finite(chunk, pending_from)
+            if log_now:
+                now = time.perf_counter()
+                row = {"step": step, "loss": float(chunk["loss"].mean()), "grad_norm": float(chunk["grad_norm"].mean()),
+                       "lr": float(chunk["lr"][-1]), "images_per_sec": (step - n_last) * tc.batch_size / (now - t_last)}
+                history.append(row)
+                pending, pending_from, t_last, n_last = [], step, now, step
+                bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_sec']:.0f}")
+                if tracker is not None:
+                    tracker.log({k: v for k, v in row.items() if k != "step"}, step=step)
+                if on_log is not None:
+                    on_log(step, row)
             paused = time.perf_counter()
-            if crossed(tc.sample_every, before, step) or step == total:
+            if sample_now:
                 images = sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule)
                 save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")
                 if tracker is not None:
                     tracker.log_images("samples", images, step=step)
-            if crossed(tc.ckpt_every, before, step) or step == total:
-                checkpoint.save(run_dir, state, config)
+            if ckpt_now:
+                checkpoint.save(run_dir, state, config, keep=keep)
+                t_ckpt = time.monotonic()
             t_last += time.perf_counter() - paused  # sampling and saving are not training time
-    bar.close()
+    finally:
+        bar.close()
     return state, history

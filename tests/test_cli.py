@@ -1,0 +1,72 @@
+"""The command line end to end with the smoke preset, and its one-line errors (exit code 2)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nanoddpm_utils.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=600):
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "nanoddpm_utils", *args], capture_output=True, text=True,
+                          env=env, stdin=subprocess.DEVNULL, timeout=timeout, cwd=ROOT)
+
+
+def test_train_then_sample_then_resume(tmp_path):
+    run = tmp_path / "run"
+    r = run_cli("train", "--preset", "smoke", "--out", str(run), "--steps", "10", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert (run / "config.json").exists() and (run / "metrics.jsonl").exists()
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.eqx")) == ["step_00000010.eqx"]
+    assert (run / "samples" / "step_00000010.png").exists()
+
+    out = tmp_path / "s.npz"
+    r = run_cli("sample", "--run", str(run), "--num", "6", "--out", str(out), "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    samples = np.load(out)["samples"]
+    assert samples.shape == (6, 8, 8, 1) and samples.dtype == np.float32
+    assert samples.min() >= 0.0 and samples.max() <= 1.0
+    assert Image.open(out.with_suffix(".png")).size[0] >= 8
+
+    r = run_cli("train", "--preset", "smoke", "--out", str(run), "--steps", "15", "--resume", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout and (run / "checkpoints" / "step_00000015.eqx").exists()
+
+
+def test_help_explains_every_flag():
+    r = run_cli("train", "--help")
+    for flag in ("--preset", "--out", "--data", "--steps", "--batch-size", "--seed", "--resume"):
+        assert flag in r.stdout
+    r = run_cli("sample", "--help")
+    for flag in ("--run", "--num", "--out", "--seed"):
+        assert flag in r.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "smoke", "--out", "{tmp}/r", "--data", "{tmp}/nothing-here"], "nor an existing folder"),
+    (["train", "--preset", "smoke", "--out", "{tmp}/r", "--resume"], "not a run directory"),
+    (["sample", "--run", "{tmp}/nope", "--out", "{tmp}/s.npz"], "not a run directory"),
+])
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_bad_flag_values_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--out", "x", "--steps", "-3"])
+    assert e.value.code == 2
+    assert "must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--out", "x", "--preset", "huge"])
+    assert e.value.code == 2
