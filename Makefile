@@ -23,7 +23,7 @@ $(VENV)/.installed-notebooks: $(VENV)/.installed
 
 ## train: train the digits preset on CPU and write runs/digits (checkpoint, samples.png, metrics)
 train: $(VENV)/.installed
-	$(PY) -m nanoddpm_utils train --preset $(PRESET) --out $(RUN) --resume
+	$(PY) -m nanoddpm_utils train --preset $(PRESET) --out $(RUN) $$(test -d $(RUN)/checkpoints && echo --resume)
 	$(PY) -m nanoddpm_utils sample --run $(RUN) --num 64 --out $(RUN)/samples.npz
 
 ## test: the package tests and every notebook (pytest --nbmake), in smoke mode
