@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="bits/dim on the test split, and sample quality for digits",
                        description="Evaluate a run's EMA weights: the variational bound on the negative "
-                                   "log-likelihood in bits/dim on the test split (the paper's Table 2: prior L_T, "
+                                   "log-likelihood in bits/dim on the test split (the paper's Table 1: prior L_T, "
                                    "the KL terms L_1 .. L_{T-1}, decoder L_0) and, for digits, a sample-quality "
                                    "table against real held-out digits and noise.")
     e.add_argument("--run", required=True, type=Path, help="run directory written by `train`")

@@ -7,7 +7,7 @@ A small classifier trained on real digits (scikit-learn ships both) judges sampl
   64-d feature space instead of Inception's).
 Each figure is reported next to real held-out digits (the floor) and uniform noise (the ceiling).
 
-The likelihood side, bits/dim (the paper's Table 2), lives in ``bpd.py``; ``bits_per_dim`` is re-exported here.
+The likelihood side, bits/dim (the paper's Table 1), lives in ``bpd.py``; ``bits_per_dim`` is re-exported here.
 """
 
 from __future__ import annotations
