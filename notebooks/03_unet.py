@@ -392,7 +392,7 @@ print_table(rows)
 # %%
 np.testing.assert_allclose(out, rmodel(x, jnp.array(10)), rtol=1e-4, atol=1e-4)  # the inline pass is the model's
 assert out.shape == x.shape  # the noise prediction has the image's shape
-assert sum(n for *_, n in rows) == count_params(model) == 1_001_729  # every parameter is in the table
+assert sum(n for *_, n in rows) == count_params(model) == 701_345  # every parameter is in the table
 # Batches go through jax.vmap: the model itself only ever sees one image.
 batch_out = eqx.filter_jit(lambda m, xs, ts: jax.vmap(m)(xs, ts))(model, jnp.zeros((5, 8, 8, 1)), jnp.arange(5))
 assert batch_out.shape == (5, 8, 8, 1)
@@ -480,5 +480,5 @@ assert get_preset("paper_cifar10").model.attn_resolutions == (16,) and get_prese
 #
 # We have the forward process, the time embedding and the network. Next: the loss that trains it.
 #
-# **Next:** [04 — Training](04_training.ipynb) ·
-# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/04_training.ipynb)
+# **Next:** [04 — Training: the loss, Algorithm 1 and a fast training loop](04_training_loop.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/04_training_loop.ipynb)

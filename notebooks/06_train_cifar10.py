@@ -1,0 +1,325 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 — Training on CIFAR-10
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/06_train_cifar10.ipynb)
+#
+# Part 6 of **nanoJaxDDPM** (DDPM, Ho et al. 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)).
+# Notebooks 01–05 built every piece and checked it against the package `nanoddpm_utils`. This one writes no model
+# code at all: it uses the package to train on the paper's dataset, CIFAR-10 (50,000 colour images of 32×32 in ten
+# classes), on whatever accelerator you have.
+#
+# **What you will learn**
+# - how to get CIFAR-10 with `kagglehub`, and where Kaggle credentials go (Colab secrets or `~/.kaggle/kaggle.json`);
+# - the `nano_cifar10` preset, and that the paper's 35.7M-parameter setup is one preset name away (`paper_cifar10`);
+# - training on the devices `jax.devices()` reports (a Colab TPU runtime is **one** chip, a v5e-1; a GPU runtime one
+#   GPU; or your CPU), logging to Weights & Biases;
+# - checkpoints, and a "resume if a checkpoint exists" cell, so a disconnected Colab session loses minutes, not hours;
+# - drawing a grid of samples from the EMA weights.
+#
+# **Runtime.** In Colab choose *Runtime → Change runtime type → TPU (v5e-1) or GPU*. The `nano_cifar10` preset
+# (30,000 steps of batch 128) takes about an hour on a Colab accelerator; on a laptop CPU it would take days.
+
+# %%
+# Colab only: fetch the course repository and install its package (does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import os
+    import subprocess
+
+    REPO_DIR = "/content/nanoJaxDDPM"
+    if not os.path.isdir(REPO_DIR):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main",
+                        "https://github.com/suvadityamuk/nanoJaxDDPM", REPO_DIR], check=True)
+    else:
+        subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
+    subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
+                   env={**os.environ, "PYTHON": sys.executable})  # install into this kernel's Python
+    if REPO_DIR not in sys.path:
+        sys.path.insert(0, REPO_DIR)  # importable now, without restarting the runtime
+    importlib.invalidate_caches()
+
+# %%
+import json
+import os
+import pickle
+import tempfile
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import kagglehub
+import matplotlib.pyplot as plt
+import numpy as np
+
+from nanoddpm_utils import checkpoint, sample, train, viz
+from nanoddpm_utils.config import get_preset
+from nanoddpm_utils.data import CIFAR10_CLASSES, KAGGLE_SOURCES, load_cifar10
+from nanoddpm_utils.tracking import Tracker, image_grid, read_metrics, save_png
+from nanoddpm_utils.unet import count_params, make_model
+
+SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
+jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/nanoddpm/jax"))  # as in notebook 04
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+print(f"jax {jax.__version__}; smoke mode: {SMOKE}")
+
+# %% [markdown]
+# ## 1. The devices
+#
+# JAX runs on whatever backend it finds. On a Colab TPU runtime `jax.devices()` lists one TPU chip (v5e-1), on a
+# GPU runtime one GPU, and otherwise the CPU. `train.fit` places the data and the `TrainState` on the default
+# device, `jax.devices()[0]`, which on each of these runtimes is every device there is. Nothing below assumes a
+# number of devices.
+
+# %%
+devices = jax.devices()
+print(f"backend {jax.default_backend()}: {len(devices)} device(s): {[d.device_kind for d in devices]}")
+if len(devices) > 1:
+    print(f"note: train.fit trains on {devices[0]}; the other {len(devices) - 1} device(s) stay idle")
+
+# %%
+assert len(devices) >= 1 and devices[0] == jax.numpy.zeros(()).devices().pop()  # arrays land on devices[0]
+
+# %% [markdown]
+# ## 2. Kaggle credentials
+#
+# The package downloads CIFAR-10 with [`kagglehub`](https://github.com/Kaggle/kagglehub) from the Kaggle dataset
+# `pankrzysiu/cifar10-python`, which holds the official `cifar-10-batches-py` files (170 MB, cached after the first
+# download). Recent `kagglehub` versions download public datasets without logging in, but with credentials the
+# download is never refused. Get them at kaggle.com → *Settings* → *API* → *Create New Token*, which saves
+# `kaggle.json` (`{"username": ..., "key": ...}`). Then either
+#
+# - **on Colab**: open the *Secrets* panel (the key icon on the left), add two secrets, `KAGGLE_USERNAME` and
+#   `KAGGLE_KEY`, with the two values from `kaggle.json`, and allow this notebook to read them. The next cell copies
+#   them into the environment, where `kagglehub` looks (add `WANDB_API_KEY` too, to log to W&B online);
+# - **anywhere else**: save the file as `~/.kaggle/kaggle.json` and make it private, `chmod 600 ~/.kaggle/kaggle.json`
+#   (or export `KAGGLE_USERNAME` and `KAGGLE_KEY` yourself).
+#
+# The values are never printed and never written into the run directory.
+
+# %%
+if "google.colab" in sys.modules:
+    from google.colab import userdata
+
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "WANDB_API_KEY"):
+        if not os.environ.get(name):
+            try:
+                os.environ[name] = userdata.get(name)
+            except Exception:  # no such secret, or access not granted
+                pass
+
+kaggle_json = Path("~/.kaggle/kaggle.json").expanduser()
+print("Kaggle credentials in the environment:", bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")),
+      f"| {kaggle_json}: {kaggle_json.is_file()} | W&B key: {bool(os.environ.get('WANDB_API_KEY'))}")
+
+# %%
+# The usual mistake is half a pair: set both or neither.
+assert bool(os.environ.get("KAGGLE_USERNAME")) == bool(os.environ.get("KAGGLE_KEY")), \
+    "set both KAGGLE_USERNAME and KAGGLE_KEY (Colab: Secrets panel), or neither"
+if kaggle_json.is_file():
+    assert {"username", "key"} <= set(json.loads(kaggle_json.read_text())), f"{kaggle_json} lacks 'username' or 'key'"
+
+# %% [markdown]
+# ### For CI only: a fake download
+#
+# The test suite runs every notebook in smoke mode (`NANODDPM_SMOKE=1`) on a machine **without network**. So that
+# it still runs the download code path below, the next cell (smoke mode only) writes a tiny folder in the exact
+# layout of the real download (six pickled batches, `data_batch_1` … `data_batch_5` and `test_batch`, each a dict
+# with `b"data"`, an `(N, 3072)` uint8 array of 1024 red, 1024 green and 1024 blue bytes per image, and
+# `b"labels"`), and replaces `kagglehub.dataset_download` by a function that returns that folder. With a real run
+# (no `NANODDPM_SMOKE`) this cell does nothing and the data comes from Kaggle.
+
+# %%
+if SMOKE:  # CI ONLY: fabricate a 6 x 48-image CIFAR-10 download; never runs in a real session
+    fake_download = Path(tempfile.mkdtemp()) / "cifar10-python"
+    (fake_download / "cifar-10-batches-py").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        coarse = rng.uniform(0, 255, (48, 4, 4, 3))  # smooth colour blobs rather than pixel noise
+        imgs = np.kron(coarse, np.ones((1, 8, 8, 1))).astype(np.uint8)  # (48, 32, 32, 3)
+        rows = imgs.transpose(0, 3, 1, 2).reshape(48, 3072)  # channel planes, each 32x32 row-major
+        batch = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, 48).tolist(), b"data": rows,
+                 b"filenames": [f"{name}_{i}.png".encode() for i in range(48)]}
+        with open(fake_download / "cifar-10-batches-py" / name, "wb") as f:
+            pickle.dump(batch, f, protocol=3)  # bytes stay bytes; arrays rebuild with numpy alone
+    kagglehub.dataset_download = lambda handle, *args, **kwargs: str(fake_download)  # the monkeypatch
+
+# %%
+if SMOKE:
+    assert sorted(p.name for p in (fake_download / "cifar-10-batches-py").iterdir()) == \
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    assert kagglehub.dataset_download(KAGGLE_SOURCES["batches"][1]) == str(fake_download)
+else:
+    assert kagglehub.dataset_download.__module__.startswith("kagglehub")  # the real thing
+
+# %% [markdown]
+# ## 3. CIFAR-10
+#
+# `load_cifar10("train")` calls `kagglehub.dataset_download("pankrzysiu/cifar10-python")` (a no-op once it is
+# cached), finds the `cifar-10-batches-py` folder inside, and reads the batches with a restricted unpickler that
+# only admits NumPy arrays (a pickle can name any function to run; a crafted file could run code). Each row of
+# 3072 bytes becomes a channels-last `(32, 32, 3)` uint8 image.
+
+# %%
+start = time.perf_counter()
+images, labels = load_cifar10("train", return_labels=True)
+print(f"{len(images)} training images {images.shape[1:]} {images.dtype} in {time.perf_counter() - start:.1f} s; "
+      f"{images.nbytes / 2**20:.0f} MiB")
+viz.show_images(images[:16], [CIFAR10_CLASSES[i] for i in labels[:16]], ncols=8, size=1.3)
+plt.show()
+
+# %%
+assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3)
+assert labels.shape == (len(images),) and set(np.unique(labels)) <= set(range(10))
+assert len(images) == (5 * 48 if SMOKE else 50_000)
+if not SMOKE:
+    assert np.all(np.bincount(labels, minlength=10) == 5000)  # CIFAR-10 is balanced: 5000 per class
+
+# %% [markdown]
+# ## 4. The preset
+#
+# `nano_cifar10` is the paper's network, narrower (`ch = 64` instead of 128) and one level shallower
+# (`ch_mult = (1, 2, 2)`), trained for 30,000 steps instead of 800,000, with a shorter warmup and EMA to match. The
+# paper's exact setup is `paper_cifar10`: change `PRESET` below and everything else follows (it needs days on one
+# accelerator; the sampler and the checkpoints do not care). In smoke mode an even smaller version trains for a
+# few steps on the fake data, with $T = 10$.
+
+# %%
+PRESET = "nano_cifar10"  # or "paper_cifar10": the paper's 35.7M-parameter model and 800k steps
+config = get_preset(PRESET)
+if SMOKE:  # a tiny stand-in: 16 channels, two levels, one ResBlock each, T = 10, 6 steps of batch 8
+    config = config.replace(
+        model={"ch": 16, "ch_mult": (1, 2), "num_res_blocks": 1, "dropout": 0.0, "num_groups": 8},
+        diffusion={"num_timesteps": 10},
+        train={"steps": 6, "batch_size": 8, "warmup_steps": 2, "steps_per_call": 3, "log_every": 3,
+               "sample_every": 6, "ckpt_every": 3})
+
+for name in (PRESET, "paper_cifar10"):
+    c = get_preset(name)
+    n = count_params(eqx.filter_eval_shape(make_model, c, key=jax.random.key(0)))  # shapes only, nothing allocated
+    print(f"{name:14} {n / 1e6:5.1f}M parameters, ch {c.model.ch}, ch_mult {c.model.ch_mult}, "
+          f"{c.train.steps:,} steps of batch {c.train.batch_size}, lr {c.train.lr}, EMA {c.train.ema_decay}")
+print("this run:", config)
+
+# %%
+assert config.model.image_size == 32 and config.model.in_channels == 3 and config.dataset == "cifar10"
+assert count_params(eqx.filter_eval_shape(make_model, "paper_cifar10", key=jax.random.key(0))) == 35_746_307
+if not SMOKE:
+    assert config == get_preset(PRESET)
+
+# %% [markdown]
+# ## 5. Resume if a checkpoint exists
+#
+# A run lives in one folder: `config.json`, `checkpoints/step_N.eqx` (model, EMA, Adam state, step and PRNG key,
+# with a SHA-256 beside each), sample grids, `metrics.jsonl` and W&B's files. If the folder already holds a
+# checkpoint (say, Colab disconnected an hour in and you ran the notebook again), we continue from the newest intact
+# one; otherwise we start at step 0. Continuing gives the same weights as never stopping, since the data order
+# and every random number come from the `TrainState`'s key. On Colab, a folder on Google Drive survives the
+# runtime: mount it (`from google.colab import drive; drive.mount("/content/drive")`) and point `RUN_DIR` there.
+
+# %%
+RUN_DIR = Path(tempfile.mkdtemp()) / "cifar_smoke" if SMOKE else Path("runs") / PRESET
+if checkpoint.latest(RUN_DIR) is not None:
+    state, _ = checkpoint.restore(RUN_DIR, config)  # refuses a checkpoint of another model
+    print(f"resuming {RUN_DIR} from {checkpoint.latest(RUN_DIR).name} (step {int(state.step)} of {config.train.steps})")
+else:
+    state = train.init_state(config, config.train.seed)
+    print(f"new run in {RUN_DIR}")
+
+# %%
+assert 0 <= int(state.step) <= config.train.steps
+assert state.model.config == config.model
+
+# %% [markdown]
+# ## 6. Train
+#
+# `train.fit` runs `steps_per_call` steps per jitted `lax.scan` (notebook 04), logs every `log_every` steps to
+# `metrics.jsonl` and W&B (online with a key, offline without; upload an offline run later with
+# `wandb sync runs/nano_cifar10/wandb/offline-run-*`), writes a grid of 64 samples every `sample_every` steps and a
+# checkpoint every `ckpt_every` steps, every 10 minutes (`ckpt_minutes`) and at the end. Interrupting the cell
+# (■) loses at most the steps since the last checkpoint: run the cell above, then this one, to continue.
+
+# %%
+with Tracker(RUN_DIR, config.to_dict(), name=f"06-{config.name}") as tracker:
+    state, history = train.fit(config, images, state=state, run_dir=RUN_DIR, tracker=tracker, ckpt_minutes=10)
+    print(f"W&B mode: {tracker.mode}")
+if history:
+    print(f"step {history[-1]['step']}: loss {history[-1]['loss']:.4f}, {history[-1]['images_per_sec']:.0f} images/s")
+
+# %%
+assert int(state.step) == config.train.steps
+rows = read_metrics(RUN_DIR)
+assert rows and rows[-1]["step"] == config.train.steps and all(np.isfinite(r["loss"]) for r in rows)
+# If the runtime died now, this is what the next session would resume from: the same state, bit for bit.
+resumed, _ = checkpoint.restore(RUN_DIR, config)
+assert int(resumed.step) == int(state.step)
+assert all(bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(resumed, eqx.is_array)),
+                                                        jax.tree_util.tree_leaves(eqx.filter(state, eqx.is_array))))
+
+# %%
+steps_logged = [r["step"] for r in rows]
+plt.figure(figsize=(7, 3))
+plt.plot(steps_logged, [r["loss"] for r in rows], ".-")
+plt.yscale("log")
+plt.xlabel("step")
+plt.ylabel(r"$L_\mathrm{simple}$")
+plt.title(f"{config.name} on CIFAR-10: training loss (metrics.jsonl)")
+plt.show()
+
+# %%
+assert steps_logged == sorted(steps_logged) and steps_logged[-1] == config.train.steps
+if not SMOKE:  # L_simple starts near 1 (the network predicts eps = 0) and falls far below it
+    assert rows[-1]["loss"] < 0.5 * rows[0]["loss"], (rows[0]["loss"], rows[-1]["loss"])
+
+# %% [markdown]
+# ## 7. Samples
+#
+# 64 images drawn with Algorithm 2 (notebook 05) from the EMA weights, $T$ network calls each, saved as a PNG grid
+# beside the run. (`sample.sample_images(..., sampler="ddim", steps=50)` draws them 20× faster; notebook 07.)
+
+# %%
+start = time.perf_counter()
+samples = jax.block_until_ready(sample.sample_images(config, state.ema, jax.random.key(0), 64))
+grid_path = save_png(samples, RUN_DIR / "samples.png")
+print(f"64 samples in {time.perf_counter() - start:.1f} s -> {grid_path}")
+print("grids written during training:", sorted(p.name for p in (RUN_DIR / "samples").glob("*.png")))
+plt.figure(figsize=(6, 6))
+plt.imshow(image_grid(samples))
+plt.axis("off")
+plt.title(f"{config.name}, step {int(state.step)}, EMA weights")
+plt.show()
+
+# %%
+assert samples.shape == (64, 32, 32, 3) and bool(jnp.all(jnp.abs(samples) <= 1.0))
+assert grid_path.is_file() and grid_path.stat().st_size > 0
+assert (RUN_DIR / "samples" / f"step_{config.train.steps:08d}.png").is_file()  # fit's own grid at the last step
+
+# %% [markdown]
+# ## Summary
+#
+# - `load_cifar10` downloads CIFAR-10 with `kagglehub` (credentials from Colab secrets, the environment or
+#   `~/.kaggle/kaggle.json`) and reads it safely into a uint8 array.
+# - One preset name sets the model and the training: `nano_cifar10` for an hour, `paper_cifar10` for the paper.
+# - `fit` trains on the default device, logs to W&B and `metrics.jsonl`, and checkpoints; the resume cell continues
+#   a run from its newest intact checkpoint.
+# - The same run from the command line: `python -m nanoddpm_utils train --preset nano_cifar10 --out runs/nano_cifar10`
+#   (add `--resume` to continue it), then `python -m nanoddpm_utils sample --run runs/nano_cifar10 --out samples.npz`.
+#
+# How good is the model? Bits per dimension (the paper's Table 2) and sample quality, and DDIM's faster sampler,
+# are next.
+#
+# **Next:** [07 — Evaluation: bits/dim, sample quality and DDIM](07_evaluation.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/07_evaluation.ipynb)
