@@ -25,8 +25,8 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between two sets of feature vectors."""
     mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
     s_a, s_b = np.cov(feats_a, rowvar=False), np.cov(feats_b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s_a @ s_b, disp=False)
-    covmean = covmean.real
+    covmean = linalg.sqrtm(s_a @ s_b)  # (SciPy's `disp` argument is deprecated)
+    covmean = (covmean[0] if isinstance(covmean, tuple) else covmean).real
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2.0 * covmean))
 
 
