@@ -12,26 +12,13 @@ from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.diffusion import q_sample
 from nanoddpm_utils.schedule import make_schedule
 from nanoddpm_utils.unet import make_model
+import oracle
 
 LOG2 = np.log(2.0)
 
 
-class Oracle(eqx.Module):
-    """The optimal noise predictor when the data is one image x0: eps = (x_t - sqrt(abar) x0) / sqrt(1 - abar)."""
-
-    x0: jax.Array
-    sqrt_abar: jax.Array
-    sqrt_1m_abar: jax.Array
-    calls: list = eqx.field(static=True, default_factory=list)
-
-    def __call__(self, x, t):
-        self.calls.append(1)  # runs only while tracing: counts compilations
-        return (x - self.sqrt_abar[t] * self.x0) / self.sqrt_1m_abar[t]
-
-
 def make_oracle(schedule, image_uint8):
-    x0 = (jnp.asarray(image_uint8, jnp.float32) - 127.5) / 127.5
-    return Oracle(x0, schedule.sqrt_alphas_cumprod, schedule.sqrt_one_minus_alphas_cumprod)
+    return oracle.make_oracle(schedule, (jnp.asarray(image_uint8, jnp.float32) - 127.5) / 127.5)
 
 
 def betas64(T, beta_start=1e-4, beta_end=0.02):
