@@ -36,7 +36,9 @@ def _to_uint8(images) -> np.ndarray:
         return x
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"images must be uint8 or float in [-1, 1], got {x.dtype}")
-    return np.round(np.clip(x / 2 + 0.5, 0.0, 1.0) * 255).astype(np.uint8)
+    from .data import to_uint8
+
+    return to_uint8(x)
 
 
 def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:

@@ -19,7 +19,9 @@ def to_uint8(images) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype == np.uint8:
         return images
-    return np.round((np.clip(images.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    from .data import to_uint8 as float_to_uint8
+
+    return float_to_uint8(images)
 
 
 def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | None = None,
