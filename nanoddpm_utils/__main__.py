@@ -29,6 +29,23 @@ def _int_at_least(lowest: int):
 _positive, _nonnegative = _int_at_least(1), _int_at_least(0)
 
 
+def _minutes(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not x >= 0.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 turns it off), got {value}")
+    return x
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line gets one line (what is wrong, where the help is), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; `{self.prog} --help` lists every flag\n")
+
+
 def _eta(value: str) -> float:
     try:
         x = float(value)
@@ -40,8 +57,8 @@ def _eta(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nanoddpm_utils",
-                                     description="Train and sample denoising diffusion models (DDPM) in JAX.")
+    parser = _Parser(prog="python -m nanoddpm_utils",
+                     description="Train and sample denoising diffusion models (DDPM) in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a preset and write a run directory",
@@ -53,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default=None,
                    help="'digits' (scikit-learn, no download), 'cifar10' (kagglehub) or a folder of images; "
                         "default: the preset's dataset")
-    t.add_argument("--steps", type=_nonnegative, default=None, help="total training steps (default: the preset's)")
+    t.add_argument("--steps", type=_positive, default=None, help="total training steps (default: the preset's)")
     t.add_argument("--batch-size", type=_positive, default=None, help="global batch size (default: the preset's)")
     t.add_argument("--seed", type=int, default=None, help="random seed: same seed and config, same run (default 0)")
     t.add_argument("--ckpt-every", type=_positive, default=None, help="checkpoint every N steps (default: preset's)")
-    t.add_argument("--ckpt-minutes", type=float, default=10.0,
+    t.add_argument("--ckpt-minutes", type=_minutes, default=10.0,
                    help="also checkpoint every M minutes of wall time (default 10; 0 turns it off)")
     t.add_argument("--keep", type=_positive, default=3, help="keep the newest K checkpoints (default 3)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
@@ -99,13 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove it takes a new file (a fresh temporary name: no user file is touched)."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a directory; choose another --out")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write_test.")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
-        raise ValueError(f"cannot write to {folder} ({e.strerror}); choose another --out") from None
+        raise ValueError(f"cannot write to {folder} ({e.strerror or type(e).__name__}); choose another --out "
+                         "in a folder you can write to") from None
 
 
 def cmd_train(args) -> None:
@@ -117,9 +140,6 @@ def cmd_train(args) -> None:
     from .tracking import Tracker
     from .train import fit, init_state
 
-    _check_writable(args.out)
-    if args.ckpt_minutes < 0:
-        raise ValueError(f"--ckpt-minutes must be >= 0, got {args.ckpt_minutes}")
     train_overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
                                          "ckpt_every": args.ckpt_every}.items() if v is not None}
     has_run = bool(checkpoint.list_checkpoints(args.out))
@@ -135,6 +155,7 @@ def cmd_train(args) -> None:
             raise ValueError(f"{args.out} already holds a run; pass --resume to continue it, or choose another --out")
         config = get_preset(args.preset).replace(train=train_overrides, dataset=args.data or get_preset(args.preset).dataset)
         state = None
+    _check_writable(args.out)  # after the checks above, so a refused command creates nothing
     m = config.model
     data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels)
     if state is None:

@@ -30,8 +30,26 @@ FORMAT = 1  # bump when the TrainState layout changes
 _NAME = re.compile(r"step_(\d{8})\.eqx$")
 
 
+# What to do about a run this code cannot continue; the run's own files are never changed by the error.
+_FRESH = "train afresh with another --out (this run is left as it is)"
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with what to do about it."""
+
+
+def _keystr(match: re.Match) -> str:
+    parts = re.findall(r"(\w+)Key\(\w+=([^()]*)\)", match.group(0))
+    return "".join(f".{v}" if kind == "GetAttr" else f"[{v}]" for kind, v in parts).lstrip(".").replace("'", "")
+
+
+def _first_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters, pytree paths made readable."""
+    text = str(e).strip().splitlines()
+    text = text[0] if text else type(e).__name__
+    # equinox names a leaf by its pytree keys, (GetAttrKey(name='model'), SequenceKey(idx=0), ...): write model[0]
+    text = re.sub(r"\((?:\w+Key\([^()]*\)(?:, )?)+\)", _keystr, text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -65,7 +83,10 @@ def load_config(run_dir: str | Path) -> Config:
     try:
         return Config.from_dict(json.loads(path.read_text()))
     except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+        raise CheckpointError(f"{path} is not valid JSON ({e}); {_FRESH}") from None
+    except ValueError as e:  # fields this version does not know, or values it does not accept
+        raise CheckpointError(f"{path} is not a config this version of nanoddpm_utils ({__version__}) can read "
+                              f"({_first_line(e)}); {_FRESH}, or use the version that wrote it") from None
 
 
 def save(run_dir: str | Path, state, config: Config, *, keep: int = 3) -> Path:
@@ -104,7 +125,8 @@ def _verify(path: Path) -> str | None:
     except json.JSONDecodeError:
         return "its checksum file is corrupt"
     if meta.get("format") != FORMAT:
-        return f"it has format {meta.get('format')}, this version reads format {FORMAT}"
+        return (f"it has format {meta.get('format')} (written by nanoddpm_utils {meta.get('version', '?')}), "
+                f"this version ({__version__}) reads format {FORMAT}")
     if hashlib.sha256(path.read_bytes()).hexdigest() != meta.get("sha256"):
         return "its checksum does not match (truncated or corrupted)"
     return None
@@ -112,12 +134,15 @@ def _verify(path: Path) -> str | None:
 
 def latest(run_dir: str | Path) -> Path | None:
     """The newest complete, intact checkpoint; older ones are used (with a warning) when newer ones are damaged."""
+    skipped = []
     for path in reversed(list_checkpoints(run_dir)):
         problem = _verify(path)
         if problem is None:
+            for name, why in skipped:
+                warnings.warn(f"skipping checkpoint {name}: {why}; using {path.name}", stacklevel=2)
             return path
-        warnings.warn(f"skipping checkpoint {path.name}: {problem}; trying an older one", stacklevel=2)
-    return None
+        skipped.append((path.name, problem))
+    return None  # none at all, or none intact: restore() says which
 
 
 def restore(run_dir: str | Path, config: Config | None = None, path: str | Path | None = None):
@@ -131,16 +156,27 @@ def restore(run_dir: str | Path, config: Config | None = None, path: str | Path 
     run_dir = Path(run_dir)
     saved = load_config(run_dir)
     if config is not None and config.model != saved.model:
-        raise CheckpointError(f"the checkpoint in {run_dir} was trained with model {saved.model}, not "
-                              f"{config.model}; use the same preset, or another --out directory")
+        diff = ", ".join(f"{k} {getattr(saved.model, k)!r} there, {getattr(config.model, k)!r} here"
+                         for k in saved.model.__dataclass_fields__
+                         if getattr(saved.model, k) != getattr(config.model, k))
+        raise CheckpointError(f"the checkpoint in {run_dir} was trained with another model ({diff}); use the "
+                              f"preset it was trained with ({saved.name!r}), or another --out directory")
     config = config or saved
     path = Path(path) if path is not None else latest(run_dir)
     if path is None:
+        found = list_checkpoints(run_dir)
+        if found:
+            raise CheckpointError(f"none of the {len(found)} checkpoint(s) in {run_dir / 'checkpoints'} can be used "
+                                  f"(the newest, {found[-1].name}: {_verify(found[-1])}); {_FRESH}")
         raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'}; train first (without --resume)")
     like = eqx.filter_eval_shape(init_state, config, 0)
     try:
-        state = eqx.tree_deserialise_leaves(path, like)
-    except Exception as e:  # wrong shapes or dtypes: another model or another version of the code
-        raise CheckpointError(f"{path} does not match this model/config ({type(e).__name__}: {e}); it was "
-                              "written by another config or version") from None
+        with open(path, "rb") as f:
+            state = eqx.tree_deserialise_leaves(f, like)
+            if f.read(1):  # leaves left over: the file holds a bigger model whose first leaves happen to fit
+                raise ValueError("the file holds more leaves than this model has")
+    except Exception as e:  # wrong shapes, dtypes or leaf count: another config or another version of the model
+        raise CheckpointError(f"{path} does not fit the model of {run_dir / 'config.json'} ({_first_line(e)}): it "
+                              f"was written by another config or another version of the model; {_FRESH}, or use "
+                              "the version of nanoddpm_utils that wrote it") from None
     return state, config
