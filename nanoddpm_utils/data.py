@@ -13,6 +13,7 @@ Every problem a user can fix raises ``DataError`` with one line saying what to d
 from __future__ import annotations
 
 import csv
+import json
 import os
 import pickle
 import shutil
@@ -298,6 +299,23 @@ def _first_line(e: BaseException) -> str:
     return text[0][:200] if text else type(e).__name__
 
 
+def _kaggle_secrets() -> list[str]:
+    """The Kaggle secrets this process could see: the environment's and kaggle.json's (to mask, never to use)."""
+    found = [os.environ.get(n, "") for n in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
+    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
+    try:
+        found.append(str(json.loads((config_dir / "kaggle.json").read_text()).get("key", "")))
+    except Exception:  # absent or unreadable: nothing to mask
+        pass
+    return [s for s in found if len(s) >= 4]
+
+
+def _secret_free(text: str) -> str:
+    for secret in _kaggle_secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
 def _kaggle_download(layout: str) -> Path:
     kind, handle = KAGGLE_SOURCES[layout]
     try:
@@ -305,9 +323,8 @@ def _kaggle_download(layout: str) -> Path:
         download = kagglehub.competition_download if kind == "competition" else kagglehub.dataset_download
         return Path(download(handle))
     except Exception as e:
-        reason, key = _first_line(e), os.environ.get("KAGGLE_KEY", "")
-        if key:
-            reason = reason.replace(key, "***")  # never echo the secret
+        lines = _secret_free(str(e)).strip().splitlines()  # masked before it is cut, so no piece of a key is left
+        reason = lines[0][:200] if lines else type(e).__name__
         rules = "; for the competition also accept the rules at kaggle.com/c/cifar-10" if kind == "competition" else ""
         raise DataError(
             f"could not download CIFAR-10 from Kaggle {kind} {handle!r} ({reason}); check your network, and your "

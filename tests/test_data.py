@@ -5,6 +5,7 @@ code path runs without a network.
 """
 
 import csv
+import json
 import os
 import pickle
 
@@ -295,6 +296,26 @@ def test_kaggle_failure_explains_credentials(monkeypatch, layout, fn):
     assert "KAGGLE_USERNAME" in msg and "KAGGLE_KEY" in msg
     assert fake_key not in msg and "\n" not in msg
     assert ("kaggle.com/c/cifar-10" in msg) == (layout == "competition")
+
+
+def test_kaggle_failure_masks_every_secret_it_could_know(monkeypatch, tmp_path):
+    """Keys from KAGGLE_API_TOKEN and kaggle.json are masked too, before the reason is cut to 200 characters."""
+    file_key, token = "filekey-0123456789abcdef", "KGAT_token-0123456789abcdef"
+    (tmp_path / ".kaggle").mkdir()
+    (tmp_path / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "someone", "key": file_key}))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KAGGLE_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("KAGGLE_KEY", raising=False)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", token)
+
+    def fail(handle, *args, **kwargs):  # the second key straddles the 200-character cut
+        raise RuntimeError(f"denied for {file_key} and {token}" + " " * 123 + f"{file_key}\nsecond line")
+    monkeypatch.setattr(kagglehub, "dataset_download", fail)
+    with pytest.raises(DataError) as info:
+        load_cifar10()
+    msg = str(info.value)
+    assert "denied for *** and ***" in msg and "\n" not in msg
+    assert all(part not in msg for part in (file_key[:8], token[:10]))
 
 
 # --- a local image folder ----------------------------------------------------------

@@ -67,3 +67,24 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     assert int(a.step) == int(b.step) == steps
     for x, y in zip(leaves(a), leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_credentials_never_reach_the_run_dir_or_the_output(tmp_path):
+    """Train and sample with recognisable fake W&B and Kaggle secrets set; W&B runs offline (it writes files)."""
+    secrets = {"WANDB_API_KEY": "wandbFAKEkey" + "0" * 28, "KAGGLE_KEY": "kaggleFAKEkey0123456789abcdef",
+               "KAGGLE_API_TOKEN": "KGAT_kaggleFAKEtoken0123456789"}
+    env = dict(os.environ, **secrets, WANDB_MODE="offline", KAGGLE_USERNAME="someone", HOME=str(tmp_path / "home"),
+               PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=str(ROOT / ".pytest_cache" / "jax"))
+    run, out = tmp_path / "run", []
+    for argv in (["train", "--preset", "smoke", "--out", str(run), "--steps", "10", "--no-progress"],
+                 ["sample", "--run", str(run), "--num", "4", "--out", str(run / "s.npz")]):
+        r = subprocess.run([sys.executable, "-m", "nanoddpm_utils", *argv], capture_output=True, env=env,
+                           stdin=subprocess.DEVNULL, timeout=600, cwd=ROOT)
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        out += [r.stdout, r.stderr]
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert (run / "wandb").is_dir() and (run / "checkpoints").is_dir() and len(files) > 5
+    for name, value in secrets.items():
+        assert not any(value.encode() in text for text in out), f"{name} was printed"
+        leaked = [str(p) for p in files if value.encode() in p.read_bytes()]
+        assert not leaked, f"{name} was written to {leaked}"
