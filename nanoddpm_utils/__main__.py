@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint every M minutes of wall time (default 10; 0 turns it off)")
     t.add_argument("--keep", type=_positive, default=3, help="keep the newest K checkpoints (default 3)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--devices", type=_positive, default=None,
+                   help="train data-parallel on the first N devices (default: all; the batch size must be a "
+                        "multiple of N)")
+    t.add_argument("--distributed", action="store_true",
+                   help="multi-host run (a TPU pod slice, a GPU cluster): call jax.distributed.initialize() first")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run",
@@ -138,8 +143,11 @@ def cmd_train(args) -> None:
     from .config import get_preset
     from .data import load_dataset
     from .tracking import Tracker
+    from .parallel import check_batch_size, initialize_distributed, make_mesh
     from .train import fit, init_state
 
+    if args.distributed:
+        initialize_distributed()
     train_overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
                                          "ckpt_every": args.ckpt_every}.items() if v is not None}
     has_run = bool(checkpoint.list_checkpoints(args.out))
@@ -155,16 +163,18 @@ def cmd_train(args) -> None:
             raise ValueError(f"{args.out} already holds a run; pass --resume to continue it, or choose another --out")
         config = get_preset(args.preset).replace(train=train_overrides, dataset=args.data or get_preset(args.preset).dataset)
         state = None
+    mesh = make_mesh(args.devices)
+    check_batch_size(config.train.batch_size, mesh)
     _check_writable(args.out)  # after the checks above, so a refused command creates nothing
     m = config.model
     data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels)
     if state is None:
         state = init_state(config, jax.random.key(config.train.seed))
     print(f"{config.name}: {len(data)} training images of {data.shape[1:]}, {config.train.steps} steps of batch "
-          f"{config.train.batch_size} on {jax.devices()[0].platform.upper()}")
+          f"{config.train.batch_size} on {mesh.size} {jax.devices()[0].platform.upper()} device(s)")
     with Tracker(args.out, config.to_dict(), name=f"{config.name}-{args.out.name}") as tracker:
         fit(config, data, state=state, run_dir=args.out, tracker=tracker, progress=not args.no_progress,
-            ckpt_minutes=args.ckpt_minutes or None, keep=args.keep)
+            ckpt_minutes=args.ckpt_minutes or None, keep=args.keep, devices=args.devices)
     print(f"done: {args.out}")
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from .diffusion import VARIANCES
 from .schedule import SCHEDULES
 
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -98,6 +100,9 @@ class TrainConfig:
     sample_every: int = 10_000
     ckpt_every: int = 10_000
     seed: int = 0
+    # activations in the train step: "auto" is bfloat16 on GPU/TPU and float32 on CPU (parameters,
+    # optimizer state and the loss stay float32 either way); see train.resolve_compute_dtype
+    compute_dtype: str = "auto"
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "steps_per_call", "log_every", "sample_every", "ckpt_every"):
@@ -108,6 +113,8 @@ class TrainConfig:
             raise ValueError("lr and grad_clip must be > 0 and warmup_steps >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"unknown compute_dtype {self.compute_dtype!r}; choose one of {COMPUTE_DTYPES}")
 
 
 @dataclass(frozen=True)

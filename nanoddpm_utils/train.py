@@ -22,6 +22,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .config import Config
 from .data import get_batch
 from .diffusion import loss_simple, q_sample
+from .parallel import check_batch_size, make_mesh, put_dataset, replicate, shard_batch, to_host
 from .schedule import Schedule, make_schedule
 from .unet import UNet, make_model
 
@@ -63,15 +64,28 @@ def init_state(config: Config, key: PRNGKeyArray | int | None = None) -> TrainSt
 
 
 # --------------------------------------------------------------------------- the loss
-def batch_loss(model: UNet, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGKeyArray):
-    """L_simple averaged over a batch: random t and eps per example, dropout keys per example."""
+def resolve_compute_dtype(name: str):
+    """The activations' dtype: "auto" is bfloat16 on GPU/TPU (their matmul units' native type), float32 on CPU."""
+    if name == "auto":
+        return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
+
+
+def batch_loss(model: UNet, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGKeyArray,
+               compute_dtype=jnp.float32):
+    """L_simple averaged over a batch: random t and eps per example, dropout keys per example.
+
+    Mixed precision: with ``compute_dtype=bfloat16`` the UNet sees a bfloat16 x_t, so its layers
+    cast their float32 weights to bfloat16 as they use them (GroupNorm statistics and the
+    attention softmax stay float32); the noise, the prediction's error and the mean are float32.
+    """
     B = x0.shape[0]
     k_t, k_eps, k_drop = jax.random.split(key, 3)
     t = jax.random.randint(k_t, (B,), 0, schedule.num_timesteps)
     noise = jax.random.normal(k_eps, x0.shape, x0.dtype)
-    x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, x0, t, noise)
+    x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, x0, t, noise).astype(compute_dtype)
     eps = jax.vmap(lambda x, s, k: model(x, s, key=k))(x_t, t, jax.random.split(k_drop, B))
-    return jnp.mean(jax.vmap(loss_simple)(eps, noise))
+    return jnp.mean(jax.vmap(loss_simple)(eps.astype(jnp.float32), noise))
 
 
 def ema_update(ema: UNet, model: UNet, decay: float) -> UNet:
@@ -82,12 +96,13 @@ def ema_update(ema: UNet, model: UNet, decay: float) -> UNet:
     return eqx.combine(new, static)
 
 
-def _train_step(config: Config, schedule: Schedule, optimizer, data, state: TrainState):
-    """One step of Algorithm 1 (pure; jitted by the makers below)."""
+def _train_step(config: Config, schedule: Schedule, optimizer, mesh, data, state: TrainState):
+    """One step of Algorithm 1 (pure; jitted by the makers below). With a ``mesh`` the batch is split over it."""
     tc = config.train
     key, k_batch, k_loss = jax.random.split(jax.random.wrap_key_data(state.key), 3)
-    x0 = get_batch(k_batch, data, tc.batch_size, tc.random_flip)
-    loss, grads = eqx.filter_value_and_grad(batch_loss)(state.model, schedule, x0, k_loss)
+    x0 = shard_batch(get_batch(k_batch, data, tc.batch_size, tc.random_flip), mesh)
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(state.model, schedule, x0, k_loss,
+                                                        resolve_compute_dtype(tc.compute_dtype))
     params = eqx.filter(state.model, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
     model = eqx.apply_updates(state.model, updates)
@@ -96,19 +111,23 @@ def _train_step(config: Config, schedule: Schedule, optimizer, data, state: Trai
     return TrainState(model, ema, opt_state, state.step + 1, jax.random.key_data(key)), metrics
 
 
-def make_train_step(config: Config, schedule: Schedule | None = None) -> Callable:
-    """``step(data, state) -> (state, metrics)``: one jitted region; the state is donated."""
+def make_train_step(config: Config, schedule: Schedule | None = None, mesh=None) -> Callable:
+    """``step(data, state) -> (state, metrics)``: one jitted region; the state is donated.
+
+    With a ``mesh`` (``parallel.make_mesh``) each batch is split over its devices; place
+    the state and data first with ``parallel.replicate`` and ``parallel.put_dataset``.
+    """
     schedule = schedule if schedule is not None else schedule_for(config)
     optimizer = make_optimizer(config)
 
     @eqx.filter_jit(donate="all-except-first")
     def train_step(data, state):
-        return _train_step(config, schedule, optimizer, data, state)
+        return _train_step(config, schedule, optimizer, mesh, data, state)
 
     return train_step
 
 
-def make_train_steps(config: Config, num_steps: int, schedule: Schedule | None = None) -> Callable:
+def make_train_steps(config: Config, num_steps: int, schedule: Schedule | None = None, mesh=None) -> Callable:
     """``steps(data, state) -> (state, metrics)``: ``num_steps`` train steps in ONE jit, as a ``lax.scan``.
 
     Metrics come back stacked, one row per step. On XLA:CPU a loop body with a
@@ -123,7 +142,7 @@ def make_train_steps(config: Config, num_steps: int, schedule: Schedule | None =
         params, static = eqx.partition(state, eqx.is_array)
 
         def body(carry, _):
-            carry, metrics = _train_step(config, schedule, optimizer, data, eqx.combine(carry, static))
+            carry, metrics = _train_step(config, schedule, optimizer, mesh, data, eqx.combine(carry, static))
             return eqx.filter(carry, eqx.is_array), metrics
 
         params, metrics = jax.lax.scan(body, params, None, length=num_steps)
@@ -152,7 +171,8 @@ def _check_finite(chunk: dict, first_step: int) -> None:
 
 def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, steps: int | None = None,
         run_dir: str | Path | None = None, tracker=None, progress: bool = True, ckpt_minutes: float | None = None,
-        keep: int = 3, on_log: Callable[[int, dict], None] | None = None) -> tuple[TrainState, list[dict]]:
+        keep: int = 3, on_log: Callable[[int, dict], None] | None = None,
+        devices: int | None = None) -> tuple[TrainState, list[dict]]:
     """Train until ``steps`` total steps (default ``config.train.steps``); returns (state, logged metrics).
 
     Runs ``steps_per_call`` steps per jitted call. Every ``log_every`` steps it logs the
@@ -161,6 +181,9 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     ``ckpt_every`` steps, every ``ckpt_minutes`` minutes and at the end, keeping the
     newest ``keep``. Metrics are checked for NaN/inf before anything is saved, so a
     diverged run never overwrites good weights (it raises ``DivergenceError``).
+
+    Data parallel over all devices (or the first ``devices``): the state and data are
+    replicated, each batch is split over the devices (see ``parallel.py``).
     """
     from tqdm.auto import tqdm
 
@@ -172,12 +195,15 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     total = tc.steps if steps is None else steps
     if total < 0:
         raise ValueError(f"steps must be >= 0, got {total}")
+    mesh = make_mesh(devices)
+    check_batch_size(tc.batch_size, mesh)
     schedule = schedule_for(config)
-    state = state if state is not None else init_state(config)
-    data = jnp.asarray(data)
+    state = replicate(state if state is not None else init_state(config), mesh)
+    data = put_dataset(data, mesh)
     K = max(1, min(tc.steps_per_call, tc.log_every))
-    multi = make_train_steps(config, K, schedule)
-    single = make_train_step(config, schedule)
+    multi = make_train_steps(config, K, schedule, mesh)
+    single = make_train_step(config, schedule, mesh)
+    main_process = jax.process_index() == 0
     step = int(state.step)
     history, pending, pending_from = [], [], step
     t_last, n_last, t_ckpt = time.perf_counter(), step, time.monotonic()
@@ -185,7 +211,8 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     def crossed(every, before, after):
         return after // every > before // every
 
-    bar = tqdm(total=total, initial=min(step, total), disable=not progress, desc=config.name, unit="step")
+    bar = tqdm(total=total, initial=min(step, total), disable=not (progress and main_process), desc=config.name,
+               unit="step")
     try:
         while step < total:
             if total - step >= K:
@@ -222,12 +249,13 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
                     on_log(step, row)
             paused = time.perf_counter()
             if sample_now:
-                images = sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule)
-                save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")
+                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule))
+                if main_process:
+                    save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")
                 if tracker is not None:
                     tracker.log_images("samples", images, step=step)
-            if ckpt_now:
-                checkpoint.save(run_dir, state, config, keep=keep)
+            if ckpt_now and main_process:
+                checkpoint.save(run_dir, to_host(state), config, keep=keep)
                 t_ckpt = time.monotonic()
             t_last += time.perf_counter() - paused  # sampling and saving are not training time
     finally:

@@ -266,3 +266,23 @@ def test_errors_in_a_real_process(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
         assert all(w in lines[0] for w in words), lines[0]
+
+
+def test_more_devices_than_the_machine_has(capsys, tmp_path):
+    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--devices", "2"],
+               "asked for 2 devices", "this machine has 1")
+    assert not (tmp_path / "r").exists()
+
+
+def test_batch_size_not_divisible_by_the_device_count(tmp_path):
+    """On 8 (simulated) devices a global batch of 12 cannot split: one line, exit 2, nothing created."""
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    r = subprocess.run([sys.executable, "-m", "nanoddpm_utils", "train", "--preset", "smoke", "--out",
+                        str(tmp_path / "r"), "--batch-size", "12"], capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL, timeout=300, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "batch size 12 does not split evenly over 8 devices" in lines[0], r.stderr
+    assert "8 or 16" in lines[0] and "--devices" in lines[0]
+    assert not (tmp_path / "r").exists()
