@@ -17,6 +17,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	touch $@
+
 $(VENV)/.installed-notebooks: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[notebooks]"
 	touch $@
@@ -34,8 +38,8 @@ test: $(VENV)/.installed-dev
 lab: $(VENV)/.installed-notebooks
 	$(VENV)/bin/jupyter lab notebooks
 
-## bench: benchmarks (not tests); prints tables quoted in the README
-bench: $(VENV)/.installed-dev
+## bench: benchmarks (not tests), ours beside the PyTorch peer; prints tables quoted in the README
+bench: $(VENV)/.installed-bench
 	$(PY) bench/run_all.py
 
 clean:
