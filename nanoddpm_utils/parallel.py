@@ -67,8 +67,9 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
 
 
 def replicate(tree, mesh: Mesh):
-    """Place every array of ``tree`` (a model, a TrainState) on every device of ``mesh``."""
-    return eqx.filter_shard(tree, replicated(mesh))
+    """Place every array of ``tree`` (a model, a TrainState) on every device of ``mesh`` (outside jit)."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.device_put(arrays, replicated(mesh)), static)
 
 
 def put_dataset(data: np.ndarray, mesh: Mesh) -> jax.Array:

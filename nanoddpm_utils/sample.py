@@ -20,6 +20,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .config import Config
 from .diffusion import p_mean_variance, predict_x0_from_eps
+from .parallel import shard_batch
 from .schedule import Schedule, make_schedule
 
 
@@ -34,14 +35,15 @@ def p_sample(model, schedule: Schedule, x_t, t, key, *, variance="fixedlarge", c
 @eqx.filter_jit
 def p_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int, ...], *,
                   variance: str = "fixedlarge", clip_x0: bool = True,
-                  trajectory_steps: tuple[int, ...] = ()):
+                  trajectory_steps: tuple[int, ...] = (), mesh=None):
     """Algorithm 2 for a batch: returns x_0 of ``shape`` (N, H, W, C), and, when ``trajectory_steps``
     is given, also the images x_t at those t (after the step that produced them; -1 is x_T itself),
-    stacked in the order given: (len(trajectory_steps), N, H, W, C).
+    stacked in the order given: (len(trajectory_steps), N, H, W, C). With a ``mesh`` the batch is
+    split over its devices (``parallel.py``).
     """
     T = schedule.num_timesteps
     k_init, k_loop = jax.random.split(key)
-    x = jax.random.normal(k_init, shape)
+    x = shard_batch(jax.random.normal(k_init, shape), mesh)
     # slot[t] = where x_{t-1} (the output of step t) is stored in the trajectory, or -1
     slots = np.full(T + 1, -1, np.int32)
     for i, s in enumerate(trajectory_steps):
@@ -115,13 +117,13 @@ def ddim_step(model, schedule: Schedule, x_t, t, t_prev, key, *, eta=0.0, clip_x
 
 @eqx.filter_jit
 def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int, ...], *, num_steps: int,
-                     eta: float = 0.0, clip_x0: bool = True, x_T=None):
+                     eta: float = 0.0, clip_x0: bool = True, x_T=None, mesh=None):
     """DDIM sampling for a batch as ONE jitted ``lax.scan`` over ``ddim_timesteps(T, num_steps)``.
 
     x_T comes from ``key`` exactly as in ``p_sample_loop`` (so both samplers start from the
     same noise), unless ``x_T`` is given. Step t draws its noise from ``fold_in(key', t)`` as
     DDPM does, so ``num_steps = T, eta = 1`` reproduces ``p_sample_loop(variance="fixedsmall")``.
-    Compiles once per (model, shape, num_steps, eta, clip_x0).
+    Compiles once per (model, shape, num_steps, eta, clip_x0). With a ``mesh`` the batch is split over it.
     """
     if isinstance(eta, (int, float)) and not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got {eta}")
@@ -134,6 +136,7 @@ def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[
         raise ValueError(f"x_T has shape {x_T.shape}, expected {tuple(shape)}")
     else:
         x = x_T
+    x = shard_batch(x, mesh)
     step = jax.vmap(lambda xi, t, tp, k: ddim_step(model, schedule, xi, t, tp, k, eta=eta, clip_x0=clip_x0),
                     in_axes=(0, None, None, 0))
 
@@ -147,11 +150,13 @@ def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[
 
 def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedule: Schedule | None = None,
                   variance: str | None = None, clip_x0: bool | None = None, sampler: str = "ddpm",
-                  steps: int | None = None, eta: float = 0.0) -> Float[Array, "n h w c"]:
+                  steps: int | None = None, eta: float = 0.0, mesh=None) -> Float[Array, "n h w c"]:
     """Draw ``num`` images in [-1, 1] from a trained model (use the EMA weights), as configured.
 
     ``sampler="ddpm"`` (default): Algorithm 2 over all T steps (``variance`` applies).
     ``sampler="ddim"``: DDIM on ``steps`` respaced steps (default min(50, T)) with noise scale ``eta``.
+    With a ``mesh`` (``parallel.make_mesh``) the images are split over its devices when ``num``
+    divides evenly, else every device draws them all.
     """
     if num < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num}")
@@ -161,13 +166,16 @@ def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedul
     shape = (num, m.image_size, m.image_size, m.in_channels)
     clip_x0 = d.clip_x0 if clip_x0 is None else clip_x0
     T = schedule.num_timesteps
+    mesh = mesh if mesh is not None and num % mesh.size == 0 else None
     if sampler == "ddpm":
         if steps is not None and steps != T:
             raise ValueError(f"steps={steps} needs sampler='ddim'; the DDPM sampler runs all T = {T} steps")
         if eta != 0.0:
             raise ValueError(f"eta={eta} needs sampler='ddim'; DDPM's noise is set by the variance ({d.variance})")
-        return p_sample_loop(model, schedule, key, shape, variance=variance or d.variance, clip_x0=clip_x0)
+        return p_sample_loop(model, schedule, key, shape, variance=variance or d.variance, clip_x0=clip_x0,
+                            mesh=mesh)
     if sampler == "ddim":
         num_steps = min(DEFAULT_DDIM_STEPS, T) if steps is None else steps
-        return ddim_sample_loop(model, schedule, key, shape, num_steps=num_steps, eta=float(eta), clip_x0=clip_x0)
+        return ddim_sample_loop(model, schedule, key, shape, num_steps=num_steps, eta=float(eta), clip_x0=clip_x0,
+                                mesh=mesh)
     raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")

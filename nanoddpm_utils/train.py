@@ -249,7 +249,8 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
                     on_log(step, row)
             paused = time.perf_counter()
             if sample_now:
-                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule))
+                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule,
+                                                 mesh=mesh))
                 if main_process:
                     save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")
                 if tracker is not None:

@@ -16,7 +16,8 @@ import numpy as np
 
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_digits
-from nanoddpm_utils.parallel import make_mesh, put_dataset, replicate
+from nanoddpm_utils.parallel import batch_sharded, make_mesh, put_dataset, replicate
+from nanoddpm_utils.sample import sample_images
 from nanoddpm_utils.train import fit, init_state, make_train_step
 
 CONFIG = get_preset("smoke").replace(train={"batch_size": 16, "warmup_steps": 0, "steps": 6, "steps_per_call": 3,
@@ -45,6 +46,12 @@ def main(out: Path) -> None:
         results[f"loss{n}"] = np.asarray(metrics["loss"])
         for i, p in enumerate(params(state)):
             results[f"p{n}_{i}"] = p
+    for n in (8, 1):  # sampling: the images split over the devices, the same images as on one
+        mesh = make_mesh(n)
+        images = sample_images(CONFIG, replicate(state.ema, mesh), jax.random.key(5), 16, sampler="ddim", steps=5,
+                               mesh=mesh)
+        assert images.sharding.is_equivalent_to(batch_sharded(mesh), images.ndim), images.sharding
+        results[f"samples{n}"] = np.asarray(images)
     np.savez(out / "step.npz", **results)
     for n in (8, 1):
         fit(CONFIG, data, run_dir=out / f"run{n}", devices=n, progress=False)

@@ -50,6 +50,7 @@ def test_one_step_on_8_devices_equals_1_device(eight):
     np.testing.assert_allclose(r["loss8"], r["loss1"], rtol=1e-5)
     for i in range(n):
         np.testing.assert_allclose(r[f"p8_{i}"], r[f"p1_{i}"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(r["samples8"], r["samples1"], rtol=1e-4, atol=1e-5)
     # the step really is data parallel: the gradients are averaged across devices by an all-reduce
     assert "all-reduce" in (eight / "hlo.txt").read_text()
 
