@@ -80,18 +80,22 @@ print(f"jax {jax.__version__}; smoke mode: {SMOKE}")
 # ## 1. The devices
 #
 # JAX runs on whatever backend it finds. On a Colab TPU runtime `jax.devices()` lists one TPU chip (v5e-1), on a
-# GPU runtime one GPU, and otherwise the CPU. `train.fit` places the data and the `TrainState` on the default
-# device, `jax.devices()[0]`, which on each of these runtimes is every device there is. Nothing below assumes a
-# number of devices.
+# GPU runtime one GPU, and otherwise the CPU; a TPU v3-8 lists eight. `train.fit` trains data-parallel on all of
+# them with JAX's own SPMD (`nanoddpm_utils/parallel.py`): a 1-D mesh named `"data"`, the model, EMA and optimizer
+# state replicated on every device, and each step's global batch split along the mesh; XLA adds the all-reduce
+# that averages the gradients. Nothing below assumes a number of devices; the batch size must be a multiple of it.
 
 # %%
+from nanoddpm_utils import parallel
+
 devices = jax.devices()
+mesh = parallel.make_mesh()
 print(f"backend {jax.default_backend()}: {len(devices)} device(s): {[d.device_kind for d in devices]}")
-if len(devices) > 1:
-    print(f"note: train.fit trains on {devices[0]}; the other {len(devices) - 1} device(s) stay idle")
+print(f"mesh {dict(mesh.shape)}: each device gets {128 // mesh.size} of a batch of 128")
 
 # %%
-assert len(devices) >= 1 and devices[0] == jax.numpy.zeros(()).devices().pop()  # arrays land on devices[0]
+assert mesh.size == len(devices) and mesh.axis_names == ("data",)
+parallel.check_batch_size(128, mesh)  # raises if 128 did not split over these devices
 
 # %% [markdown]
 # ## 2. Kaggle credentials
@@ -313,7 +317,7 @@ assert (RUN_DIR / "samples" / f"step_{config.train.steps:08d}.png").is_file()  #
 # - `load_cifar10` downloads CIFAR-10 with `kagglehub` (credentials from Colab secrets, the environment or
 #   `~/.kaggle/kaggle.json`) and reads it safely into a uint8 array.
 # - One preset name sets the model and the training: `nano_cifar10` for an hour, `paper_cifar10` for the paper.
-# - `fit` trains on the default device, logs to W&B and `metrics.jsonl`, and checkpoints; the resume cell continues
+# - `fit` trains on every device (data parallel), logs to W&B and `metrics.jsonl`, and checkpoints; the resume cell continues
 #   a run from its newest intact checkpoint.
 # - The same run from the command line: `python -m nanoddpm_utils train --preset nano_cifar10 --out runs/nano_cifar10`
 #   (add `--resume` to continue it), then `python -m nanoddpm_utils sample --run runs/nano_cifar10 --out samples.npz`.
