@@ -37,17 +37,17 @@ class TrainState(eqx.Module):
     key: Array  # raw uint32 key data (serialisable); wrap with jax.random.wrap_key_data
 
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Clip the global gradient norm, then Adam with a linear warmup of the learning rate (as the official code)."""
-    tc = config.train
-    lr = optax.linear_schedule(0.0, tc.lr, tc.warmup_steps) if tc.warmup_steps > 0 else tc.lr
-    return optax.chain(optax.clip_by_global_norm(tc.grad_clip), optax.adam(lr))
-
-
 def learning_rate(config: Config, step):
-    """The learning rate used at ``step`` (for logging): lr * min(step / warmup, 1)."""
+    """The learning rate at ``step``: a linear warmup from 0 to ``lr`` (as the official code), then constant."""
     tc = config.train
-    return tc.lr * jnp.minimum(step / max(tc.warmup_steps, 1), 1.0) if tc.warmup_steps > 0 else jnp.float32(tc.lr)
+    warm = jnp.minimum(step / max(tc.warmup_steps, 1), 1.0) if tc.warmup_steps > 0 else 1.0
+    return tc.lr * warm * jnp.ones((), jnp.float32)
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """Clip the global gradient norm, then Adam with ``learning_rate``'s schedule."""
+    return optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
+                       optax.adam(lambda step: learning_rate(config, step)))
 
 
 def init_state(config: Config, key: PRNGKeyArray | int | None = None) -> TrainState:

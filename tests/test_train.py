@@ -2,12 +2,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import get_batch
-from nanoddpm_utils.train import (batch_loss, ema_update, fit, init_state, make_train_step, make_train_steps,
-                                  schedule_for)
+from nanoddpm_utils.train import (batch_loss, ema_update, fit, init_state, learning_rate, make_train_step,
+                                  make_train_steps, schedule_for)
 
 CONFIG = get_preset("smoke").replace(train={"warmup_steps": 0, "lr": 1e-3, "ema_decay": 0.8})
 
@@ -103,3 +104,11 @@ def test_fit_runs_remainder_steps_and_rejects_negative(data):
     assert all(np.isfinite(r["loss"]) and r["images_per_sec"] > 0 for r in hist)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         fit(cfg, np.asarray(data), steps=-1, progress=False)
+
+
+def test_learning_rate_matches_optax_warmup_schedule():
+    """Our warmup-then-constant rate (used by the optimizer and logged) against optax's own linear schedule."""
+    c = get_preset("digits").replace(train={"warmup_steps": 200, "steps": 3000})
+    ref = optax.linear_schedule(0.0, c.train.lr, c.train.warmup_steps)
+    for step in (0, 1, 100, 200, 201, 1500, 2999, 3000, 3500):
+        np.testing.assert_allclose(float(learning_rate(c, jnp.int32(step))), float(ref(step)), rtol=1e-5, atol=1e-9)
