@@ -77,14 +77,19 @@ VARIANTS = {"taps", "rows", "hybrid", "hybrid_loop"}
 
 # ---------------------------------------------------------------- im2col variants (child only)
 
-def conv2d_taps(x, w, stride):
-    """The 3x3 conv as kh*kw accumulated matmuls, one per tap: no (Ho, Wo, 9 cin) concatenate."""
+def _pad_same(x, kh, kw, stride):
+    """x padded as TensorFlow's "SAME" (as layers.conv2d_matmul), and the output's (Ho, Wo)."""
     import jax.numpy as jnp
-    kh, kw, cin, cout = w.shape
     H, W, _ = x.shape
     Ho, Wo = -(-H // stride), -(-W // stride)
     ph, pw = max((Ho - 1) * stride + kh - H, 0), max((Wo - 1) * stride + kw - W, 0)
-    xp = jnp.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    return jnp.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))), Ho, Wo
+
+
+def conv2d_taps(x, w, stride):
+    """The 3x3 conv as kh*kw accumulated matmuls, one per tap: no (Ho, Wo, 9 cin) concatenate."""
+    kh, kw, cin, cout = w.shape
+    xp, Ho, Wo = _pad_same(x, kh, kw, stride)
     out = None
     for i in range(kh):
         for j in range(kw):
@@ -97,10 +102,7 @@ def conv2d_rows(x, w, stride):
     """kh matmuls, each over the concatenation of one kernel row's kw taps."""
     import jax.numpy as jnp
     kh, kw, cin, cout = w.shape
-    H, W, _ = x.shape
-    Ho, Wo = -(-H // stride), -(-W // stride)
-    ph, pw = max((Ho - 1) * stride + kh - H, 0), max((Wo - 1) * stride + kw - W, 0)
-    xp = jnp.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    xp, Ho, Wo = _pad_same(x, kh, kw, stride)
     out = None
     for i in range(kh):
         row = jnp.concatenate([xp[i:i + (Ho - 1) * stride + 1:stride, j:j + (Wo - 1) * stride + 1:stride]

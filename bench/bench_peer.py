@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
-from bench_presets import NUM_IMAGES, SAMPLE_HEADER, add_common_args, format_sample, num_params, plan, random_images
+from bench_presets import (NUM_IMAGES, SAMPLE_HEADER, add_common_args, format_sample, median_time, num_params, plan,
+                           random_images)
 from nanoddpm_utils.config import Config, ModelConfig, get_preset
 
 NUM_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -62,15 +63,6 @@ def build_peer(m: ModelConfig, seed: int = 0) -> UNet2DModel:
 
 def count_torch_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def pick_threads(probe, threads=THREADS, rounds: int = 3) -> dict:

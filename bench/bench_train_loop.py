@@ -8,25 +8,19 @@ default) stays fast inside the scan. Prints ms/step and images/s; medians of --r
 """
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench_presets import median_time
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.train import init_state, make_train_step, make_train_steps
 
 
 def timed(fn, repeats):
     fn()  # compile + warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, repeats)
 
 
 def main():
