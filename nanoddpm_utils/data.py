@@ -405,8 +405,14 @@ def to_model_range(images_uint8):
 
 
 def to_uint8(x) -> np.ndarray:
-    """float in [-1, 1] (NumPy or JAX) -> NumPy uint8 0..255, clipped and rounded."""
-    x = np.asarray(x, dtype=np.float32)
+    """Images as NumPy uint8 0..255: uint8 passes through; floats in [-1, 1] (NumPy or JAX, any float dtype)
+    are clipped and rounded. Integers or booleans of another dtype are refused: their scale is unknown."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+        raise TypeError(f"images must be uint8 or float in [-1, 1], got {x.dtype}")
+    x = x.astype(np.float32)
     return np.rint(np.clip((x + 1.0) * 127.5, 0.0, 255.0)).astype(np.uint8)
 
 

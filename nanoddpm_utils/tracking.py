@@ -21,24 +21,14 @@ import numpy as np
 import wandb
 from PIL import Image
 
+from .data import to_uint8
+
 MODES = ("online", "offline", "disabled")
 SECRET_WORDS = ("key", "token", "secret", "password")
 
 
 class NoWandbCredentials(RuntimeError):
     """Online mode was asked for but no API key is configured (we never prompt for one)."""
-
-
-def _to_uint8(images) -> np.ndarray:
-    """uint8 passes through; float is read as [-1, 1] and mapped to 0..255."""
-    x = np.asarray(images)
-    if x.dtype == np.uint8:
-        return x
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"images must be uint8 or float in [-1, 1], got {x.dtype}")
-    from .data import to_uint8
-
-    return to_uint8(x)
 
 
 def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:
@@ -48,7 +38,7 @@ def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     `rows = ceil(N / nrow)` and shape `(rows*H + (rows-1)*pad, nrow*W + (nrow-1)*pad, C)`.
     Image i sits at row `i // nrow`, column `i % nrow`; empty slots stay white.
     """
-    x = _to_uint8(images)
+    x = to_uint8(images)
     if x.ndim != 4:
         raise ValueError(f"image_grid wants (N, H, W, C), got shape {x.shape}")
     n, h, w, c = x.shape
@@ -67,7 +57,7 @@ def save_png(grid_or_images, path, min_side: int = 256) -> Path:
     C=1 gives a grayscale PNG. Small images are upscaled by an integer factor with
     nearest-neighbour so the shorter side is at least `min_side` pixels (8x8 digits stay crisp).
     """
-    x = _to_uint8(grid_or_images)
+    x = to_uint8(grid_or_images)
     if x.ndim == 4:
         x = image_grid(x)
     if x.ndim == 2:

@@ -11,17 +11,8 @@ import sys
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np
 
-
-def to_uint8(images) -> np.ndarray:
-    """Map images to uint8: floats in [-1, 1] are clipped and scaled, uint8 passes through."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    from .data import to_uint8 as float_to_uint8
-
-    return float_to_uint8(images)
+from .data import to_uint8
 
 
 def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | None = None,

@@ -379,6 +379,11 @@ def test_range_round_trip():
     jitted = np.asarray(jax.jit(to_model_range)(jnp.asarray(u)))  # XLA must not overshoot: 255 -> exactly 1
     assert jitted.min() == -1.0 and jitted.max() == 1.0
     np.testing.assert_array_equal(to_uint8(jitted), u)
+    assert to_uint8(u) is u  # uint8 passes through (the one conversion tracking and viz use too)
+    np.testing.assert_array_equal(to_uint8(jnp.asarray(x, jnp.bfloat16)), to_uint8(x.astype(jnp.bfloat16)))
+    for bad in (np.zeros(3, np.int32), np.zeros(3, bool)):  # integers of unknown scale are refused
+        with pytest.raises(TypeError, match="uint8 or float"):
+            to_uint8(bad)
 
 
 def test_get_batch_draws_from_data():
