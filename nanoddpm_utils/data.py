@@ -294,8 +294,9 @@ def _has_class_pngs(train: Path) -> bool:
         return False
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
+def _first_line(e: BaseException, clean=str) -> str:
+    """The first line of ``e``'s message after ``clean``, cut to 200 characters (its type's name if empty)."""
+    text = clean(str(e)).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
 
 
@@ -323,8 +324,7 @@ def _kaggle_download(layout: str) -> Path:
         download = kagglehub.competition_download if kind == "competition" else kagglehub.dataset_download
         return Path(download(handle))
     except Exception as e:
-        lines = _secret_free(str(e)).strip().splitlines()  # masked before it is cut, so no piece of a key is left
-        reason = lines[0][:200] if lines else type(e).__name__
+        reason = _first_line(e, clean=_secret_free)  # masked before it is cut, so no piece of a key is left
         rules = "; for the competition also accept the rules at kaggle.com/c/cifar-10" if kind == "competition" else ""
         raise DataError(
             f"could not download CIFAR-10 from Kaggle {kind} {handle!r} ({reason}); check your network, and your "
