@@ -22,8 +22,7 @@ import jax
 from nanoddpm_utils import checkpoint
 from nanoddpm_utils.data import to_uint8
 from nanoddpm_utils.evaluate import digits_quality_table
-from nanoddpm_utils.sample import ddim_sample_loop, p_sample_loop
-from nanoddpm_utils.train import schedule_for
+from nanoddpm_utils.sample import sampling_loop
 
 COLUMNS = ["confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet"]
 
@@ -40,13 +39,8 @@ def parse_sampler(spec: str, T: int) -> tuple[str, int]:
 
 def draw(config, model, sampler: str, steps: int, key, num: int) -> tuple[jax.Array, float, float]:
     """(images in [-1, 1], compile seconds, sampling seconds) for one sampler."""
-    d, m = config.diffusion, config.model
-    shape = (num, m.image_size, m.image_size, m.in_channels)
-    model, schedule = eqx.nn.inference_mode(model), schedule_for(config)
-    if sampler == "ddpm":
-        fn, kwargs = p_sample_loop, {"variance": d.variance, "clip_x0": d.clip_x0}
-    else:
-        fn, kwargs = ddim_sample_loop, {"num_steps": steps, "eta": 0.0, "clip_x0": d.clip_x0}
+    fn, schedule, shape, kwargs = sampling_loop(config, num, sampler=sampler, steps=steps)  # as sample_images
+    model = eqx.nn.inference_mode(model)
     t0 = time.perf_counter()
     compiled = fn.lower(model, schedule, key, shape, **kwargs).compile()
     t1 = time.perf_counter()

@@ -158,11 +158,23 @@ def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedul
     With a ``mesh`` (``parallel.make_mesh``) the images are split over its devices when ``num``
     divides evenly, else every device draws them all.
     """
+    loop, schedule, shape, kwargs = sampling_loop(config, num, schedule=schedule, variance=variance,
+                                                  clip_x0=clip_x0, sampler=sampler, steps=steps, eta=eta, mesh=mesh)
+    return loop(eqx.nn.inference_mode(model), schedule, key, shape, **kwargs)
+
+
+def sampling_loop(config: Config, num: int, *, schedule: Schedule | None = None, variance: str | None = None,
+                  clip_x0: bool | None = None, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
+                  mesh=None):
+    """``(loop, schedule, shape, kwargs)``: the jitted loop ``sample_images`` runs, with the arguments it gives it.
+
+    ``loop(inference_mode(model), schedule, key, shape, **kwargs)`` draws the images;
+    ``loop.lower(...).compile()`` compiles them ahead of time (bench/digits_quality.py times them apart).
+    """
     if num < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num}")
     d, m = config.diffusion, config.model
     schedule = schedule if schedule is not None else make_schedule(d.schedule, d.num_timesteps)
-    model = eqx.nn.inference_mode(model)
     shape = (num, m.image_size, m.image_size, m.in_channels)
     clip_x0 = d.clip_x0 if clip_x0 is None else clip_x0
     T = schedule.num_timesteps
@@ -172,10 +184,9 @@ def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedul
             raise ValueError(f"steps={steps} needs sampler='ddim'; the DDPM sampler runs all T = {T} steps")
         if eta != 0.0:
             raise ValueError(f"eta={eta} needs sampler='ddim'; DDPM's noise is set by the variance ({d.variance})")
-        return p_sample_loop(model, schedule, key, shape, variance=variance or d.variance, clip_x0=clip_x0,
-                            mesh=mesh)
+        return p_sample_loop, schedule, shape, {"variance": variance or d.variance, "clip_x0": clip_x0, "mesh": mesh}
     if sampler == "ddim":
         num_steps = min(DEFAULT_DDIM_STEPS, T) if steps is None else steps
-        return ddim_sample_loop(model, schedule, key, shape, num_steps=num_steps, eta=float(eta), clip_x0=clip_x0,
-                                mesh=mesh)
+        return ddim_sample_loop, schedule, shape, {"num_steps": num_steps, "eta": float(eta), "clip_x0": clip_x0,
+                                                   "mesh": mesh}
     raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
