@@ -40,7 +40,7 @@ class TrainState(eqx.Module):
 def learning_rate(config: Config, step):
     """The learning rate at ``step``: a linear warmup from 0 to ``lr`` (as the official code), then constant."""
     tc = config.train
-    warm = jnp.minimum(step / max(tc.warmup_steps, 1), 1.0) if tc.warmup_steps > 0 else 1.0
+    warm = jnp.minimum(step / tc.warmup_steps, 1.0) if tc.warmup_steps > 0 else 1.0
     return tc.lr * warm * jnp.ones((), jnp.float32)
 
 
