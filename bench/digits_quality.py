@@ -5,8 +5,9 @@ real digits.
 
 Each sampler draws --num samples per seed. Sampling is compiled ahead of time (compile seconds are
 printed apart) and then timed alone. The table gives evaluate.digits_quality_table's figures, as the
-mean over seeds (the Frechet distance also with its spread), beside real held-out digits (the floor)
-and noise (the ceiling). Goals checked when their samplers ran:
+mean over seeds (the Frechet distance also with its spread), beside real digits the judges never saw
+(the floor: as many as the samples, up to 360, drawn at random as samples are) and noise (the ceiling).
+Goals checked when their samplers ran:
   DDPM (issue 3): confidence within 0.05 of real, all ten classes, Frechet distance <= 1.25x real-vs-real;
   DDIM-50 (issue 6): Frechet distance within 10% of DDPM's, at 20x less sampling time.
 """

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
     e.add_argument("--num-samples", type=_nonnegative, default=None,
                    help="digits only: samples for the quality table (default: as many as the test split holds, "
-                        "360; 0 skips the table)")
+                        "360; 0 skips the table; at least 2 otherwise)")
     e.add_argument("--batch-size", type=_positive, default=128, help="images per batch for bits/dim (default 128)")
     e.add_argument("--seed", type=int, default=0, help="random seed for the bound's noise and the samples (default 0)")
     e.add_argument("--bpd-examples", type=_nonnegative, default=None,
@@ -210,6 +210,8 @@ def cmd_eval(args) -> None:
     from .sample import sample_images
     from .train import schedule_for
 
+    if args.num_samples == 1:
+        raise ValueError("--num-samples 1 is too few for a Frechet distance; give 0 (no table) or at least 2")
     state, config = checkpoint.restore(args.run)
     m, T = config.model, config.diffusion.num_timesteps
     digits = config.dataset == "digits"
@@ -231,11 +233,13 @@ def cmd_eval(args) -> None:
     if digits:
         num = args.num_samples if args.num_samples is not None else len(load_digits("test"))
         if num > 0:
-            from .evaluate import digits_quality_table, format_table
+            from .evaluate import NUM_JUDGES, digits_judge, digits_quality_table, format_table
 
             images = sample_images(config, state.ema, k_samples, num)
-            print(f"sample quality of {num} samples (DDPM, {T} steps):")
-            print(format_table(digits_quality_table(to_uint8(images), seed=args.seed)))
+            table = digits_quality_table(to_uint8(images), seed=args.seed)
+            print(f"sample quality of {num} samples (DDPM, {T} steps), the mean of {NUM_JUDGES} judges, each against "
+                  f"{min(num, len(digits_judge().held_out))} real digits it never saw:")
+            print(format_table(table))
     elif args.num_samples:
         print("(no sample-quality table: it is defined for the digits dataset only)")
 

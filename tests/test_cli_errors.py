@@ -157,6 +157,7 @@ def test_out_of_range_flags_of_sample_and_eval(tmp_path, capsys):
     user_error(capsys, ["sample", "--run", tmp_path, "--out", tmp_path / "s.npz", "--eta", "2"],
                "argument --eta: must lie in [0, 1]")
     user_error(capsys, ["eval", "--run", tmp_path, "--batch-size", "-1"], "argument --batch-size: must be >= 1")
+    user_error(capsys, ["eval", "--run", tmp_path, "--num-samples", "1"], "too few for a Frechet distance", "at least 2")
     user_error(capsys, ["train"], "the following arguments are required: --out")
 
 
