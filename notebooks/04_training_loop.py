@@ -608,12 +608,12 @@ assert float(jnp.abs(raw_samples - ema_samples).max()) > 0  # different weights,
 # trained on real digits judges them (`nanoddpm_utils.evaluate`): how confidently it recognises each sample
 # (confidence), whether all ten digits appear (coverage, in nats: $\log 10 \approx 2.30$ is all ten equally often)
 # and the Fréchet distance between the classifier's features of samples and of real digits (lower is better),
-# next to real held-out digits (the best one can do) and uniform noise.
+# next to real digits the classifier never saw (the best one can do) and uniform noise.
 #
-# Read the Fréchet distance of 64 samples as a comparison between the two rows of samples only: a 64-dimensional
-# covariance estimated from 64 images is poor, which inflates the distance (the trained digits preset scores
-# about 3.4 here from 64 EMA samples but about 0.6 from 360, against 0.37 for the 360 real digits; see the
-# README's results and notebook 07).
+# A Fréchet distance depends on how many images it is computed from: a 64-dimensional covariance estimated from 64
+# images is poor, which inflates the distance (the trained digits preset scores about 2-3 from 64 samples, about 0.6
+# from 360). So the table scores the real digits on sets of the same size as the samples, 64 here: compare rows, not
+# these numbers with the README's, which come from 360 samples (notebook 07 says more).
 
 # %%
 tables = {name: digits_quality_table(to_uint8(imgs)) for name, imgs in (("last weights", raw_samples),
