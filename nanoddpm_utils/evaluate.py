@@ -13,7 +13,7 @@ The likelihood side, bits/dim (the paper's Table 1), lives in ``bpd.py``; ``bits
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -57,9 +57,11 @@ class DigitsJudge:
         """Confidence and coverage of all the images; the Frechet distance to the reference as the mean over
         consecutive sets of ``size`` images (default: all in one set), since it depends on the set's size."""
         n = len(images_uint8)
+        if n < 2:
+            raise ValueError(f"a Frechet distance needs at least 2 images, got {n}; draw more samples")
         size = n if size is None else size
         if not 2 <= size <= n:
-            raise ValueError(f"a Frechet distance needs sets of 2 to {n} images, got {size}; draw more samples")
+            raise ValueError(f"size must be 2 .. {n} (the number of images), got {size}")
         p = self.probabilities(images_uint8)
         counts = np.bincount(p.argmax(1), minlength=10)
         share = counts / counts.sum()
@@ -99,8 +101,8 @@ def digits_judges(num: int = NUM_JUDGES) -> tuple[DigitsJudge, ...]:
         train, held_out = train_test_split(np.arange(len(y)), test_size=0.2, random_state=i)
         clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=2000, random_state=0)
         clf.fit(x[train].reshape(len(train), 64).astype(np.float64) / 255.0, y[train])
-        judge = DigitsJudge(clf, np.zeros((0, 64)), x[held_out], y[held_out])
-        judges.append(DigitsJudge(clf, judge.features(x[train]), x[held_out], y[held_out]))
+        judge = DigitsJudge(clf, None, x[held_out], y[held_out])
+        judges.append(replace(judge, reference_features=judge.features(x[train])))
     return tuple(judges)
 
 

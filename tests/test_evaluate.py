@@ -68,5 +68,7 @@ def test_the_floor_is_scored_on_sets_of_the_samples_size():
 
 
 def test_a_frechet_distance_needs_two_images():
-    with pytest.raises(ValueError, match="sets of 2 to 1 images"):
+    with pytest.raises(ValueError, match="at least 2 images, got 1"):
         digits_quality_table(load_digits("test")[:1])
+    with pytest.raises(ValueError, match="size must be 2 .. 3"):
+        digits_judges()[0].score(load_digits("test")[:3], size=4)
