@@ -707,7 +707,8 @@ assert same_xT < other_xT  # the same x_T gives similar images whatever the numb
 # - Most of the bound sits at small $t$: the imperceptible details. With $\sigma_t^2 = \beta_t$ even a perfect model pays a
 #   variance gap there; with $\tilde\beta_t$ the oracle's KLs vanish.
 # - Sample quality needs more than one number: confidence is fooled by noise, coverage by nothing but collapse, and the
-#   Fréchet distance compares whole distributions; real held-out digits and noise bracket every figure.
+#   Fréchet distance compares whole distributions; real held-out digits and noise bracket every figure. The real digits
+#   must be scored like the samples: as many of them, drawn at random, or the floor reads too low.
 # - DDIM (eq. 12) reuses the trained model on $S \ll T$ steps; with $\eta = 0$ it is deterministic given $x_T$, with $\eta = 1$
 #   and $S = T$ it is DDPM. Its cost is proportional to $S$.
 #
