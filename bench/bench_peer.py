@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
-from bench_presets import (NUM_IMAGES, SAMPLE_HEADER, add_common_args, format_sample, median_time, num_params, plan,
+from bench_presets import (NUM_IMAGES, add_common_args, median_time, num_params, plan, print_sample_table,
                            random_images)
 from nanoddpm_utils.config import Config, ModelConfig, get_preset
 
@@ -181,11 +181,7 @@ def main():
     print("\ntraining step (batch, q_sample, forward, MSE, backward, clip, Adam, EMA)\n" + PEER_TRAIN_HEADER)
     for r in results:
         print(format_peer_train(r, num_params(get_preset(r["preset"]))))
-    if any("sample" in r for r in results):
-        print("\nDDPM sampling (DDPMScheduler loop)\n" + SAMPLE_HEADER)
-        for r in results:
-            if "sample" in r:
-                print(format_sample(r["preset"], r["sample"]))
+    print_sample_table("DDPM sampling (DDPMScheduler loop)", results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"versions": versions(), "results": results}, f, indent=1)

@@ -154,6 +154,13 @@ def format_sample(preset: str, s: dict) -> str:
 SAMPLE_HEADER = f"{'preset':14s}{'images':>7s}{'steps':>7s}{'s/step':>10s}{'T steps s':>10s}"
 
 
+def print_sample_table(title: str, results: list[dict]) -> None:
+    """The sampling table of the results that timed sampling (none: nothing printed)."""
+    rows = [format_sample(r["preset"], r["sample"]) for r in results if "sample" in r]
+    if rows:
+        print(f"\n{title}\n{SAMPLE_HEADER}\n" + "\n".join(rows))
+
+
 def parse_ints(text: str | None):
     return tuple(int(v) for v in text.split(",")) if text else None
 
@@ -196,11 +203,7 @@ def main():
     print("\ntraining (K steps in one lax.scan)\n" + TRAIN_HEADER)
     for r in results:
         print(format_train(r))
-    if any("sample" in r for r in results):
-        print("\nDDPM sampling\n" + SAMPLE_HEADER)
-        for r in results:
-            if "sample" in r:
-                print(format_sample(r["preset"], r["sample"]))
+    print_sample_table("DDPM sampling", results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"peak_flops_per_s": peak, "results": results}, f, indent=1)
