@@ -22,10 +22,10 @@ import jax
 
 from nanoddpm_utils import checkpoint
 from nanoddpm_utils.data import to_uint8
-from nanoddpm_utils.evaluate import digits_quality_table
+from nanoddpm_utils.evaluate import TABLE_COLUMNS, digits_quality_table
 from nanoddpm_utils.sample import sampling_loop
 
-COLUMNS = ["confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet"]
+COLUMNS = list(TABLE_COLUMNS)  # the columns of evaluate.format_table
 
 
 def parse_sampler(spec: str, T: int) -> tuple[str, int]:

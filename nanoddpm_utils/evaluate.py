@@ -136,10 +136,12 @@ def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, 
     return {name: _mean_rows(r) for name, r in rows.items()}
 
 
+TABLE_COLUMNS = ("confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet")
+
+
 def format_table(table: dict[str, dict]) -> str:
-    cols = ["confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet"]
-    lines = [f"{'':18s}" + "".join(f"{c:>18s}" for c in cols)]
+    lines = [f"{'':18s}" + "".join(f"{c:>18s}" for c in TABLE_COLUMNS)]
     for name, row in table.items():
         lines.append(f"{name:18s}" + "".join(f"{row[c]:>18.3f}" if isinstance(row[c], float) else f"{row[c]:>18d}"
-                                             for c in cols))
+                                             for c in TABLE_COLUMNS))
     return "\n".join(lines)
