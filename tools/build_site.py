@@ -10,7 +10,8 @@ sphinx-book-theme; configuration in site/conf.py) with warnings as errors. On th
   (the first local image of README.md, else the last figure of an executed sampling notebook);
 - swaps the Colab badge image (served by Google) for a local copy, so that no page loads anything from
   the internet, and points links to other repository files at GitHub;
-- says on top of a page when its outputs come from smoke mode, or when it was not executed.
+- says on top of a page when its outputs come from smoke mode, or when it was not executed;
+- leaves out the Colab setup cell (it does nothing outside Colab).
 Nothing is executed: the pages show the outputs `make executed` committed.
 """
 
@@ -110,6 +111,9 @@ def build_sources(src: Path) -> None:
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = rewrite_links(cell.source, rel, pages)
+        setup = next(c for c in nb.cells if c.cell_type == "code")
+        if setup.source == sync.setup_cell():  # Colab-only plumbing: not shown on the site
+            setup.metadata.setdefault("tags", []).append("remove-cell")
         note = note_cell(nb)
         if note:  # after the title cell
             nb.cells.insert(1, nbformat.v4.new_markdown_cell(note))
