@@ -51,7 +51,7 @@ def rewrite_links(text: str, src: str, pages: set[str]) -> str:
         if re.match(r"[a-z]+:", target) or target.startswith("/"):
             return m[0]
         path = os.path.normpath(os.path.join(os.path.dirname(src), target))
-        if path in pages:
+        if path in pages or path.endswith(".ipynb"):  # a notebook that is not a page: Sphinx fails on it
             return m[0]
         return m[1] + github_url(path) + (m[3] or "") + m[4]
 
