@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PRESET ?= digits
 RUN    ?= runs/$(PRESET)
 
-.PHONY: train test lab bench clean
+.PHONY: train test lab bench executed site site-check chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+$(VENV)/.installed-site: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[dev,site]"
 	touch $@
 
 $(VENV)/.installed-notebooks: $(VENV)/.installed
@@ -41,6 +45,26 @@ lab: $(VENV)/.installed-notebooks
 ## bench: benchmarks (not tests), ours beside the PyTorch peer; prints tables quoted in the README
 bench: $(VENV)/.installed-bench
 	$(PY) bench/run_all.py
+
+## executed: run every notebook (06 in its smoke mode) and write the outputs into the committed .ipynb files
+executed: $(VENV)/.installed-site
+	$(PY) tools/sync_notebooks.py
+	WANDB_MODE=disabled $(PY) tools/execute_notebooks.py
+	NANODDPM_REQUIRE_EXECUTED=1 $(PY) -m pytest -q tests/test_notebooks.py
+
+## site: the course as a static web site, build/site/index.html, from the committed notebooks (no network)
+site: $(VENV)/.installed-site
+	$(PY) tools/build_site.py
+
+## site-check: build the site, then open every page in headless Chromium (screenshots: build/site-screenshots/)
+site-check: site chromium
+	NANODDPM_SITE_DIR=$(CURDIR)/build/site $(PY) -m pytest -q tests/test_site.py
+
+# Debian's chromium for the browser test (installed when missing and we may; the test skips without it)
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "no chromium: install it (apt-get install chromium); the browser test will skip"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,9 +1,13 @@
-"""The notebooks' hygiene: each .ipynb is generated from its .py, has no outputs, and links where it should.
+"""The notebooks' hygiene: each .ipynb is generated from its .py, its outputs (if any) come from its code
+as it is now, and it links where it should.
 
 Running them is nbmake's job (`pytest --nbmake notebooks/*.ipynb`); these checks are static and fast.
+An .ipynb without outputs is allowed (it shows code and equations only); NANODDPM_REQUIRE_EXECUTED=1
+makes every notebook need the outputs of `make executed`.
 """
 
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -39,12 +43,23 @@ def test_ipynb_matches_its_py(py):
     assert cells(committed) == cells(expected), f"{ipynb.name} differs from {py.name}; {FIX}"
 
 
+REQUIRE_EXECUTED = os.environ.get("NANODDPM_REQUIRE_EXECUTED") == "1"
+EXECUTE = "run: make executed (or python tools/execute_notebooks.py NAME)"
+
+
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
-def test_ipynb_has_no_outputs(py):
+def test_outputs_come_from_the_code_beside_them(py):
     nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
-    for i, c in enumerate(nb.cells):
-        if c.cell_type == "code":
-            assert c.outputs == [] and c.execution_count is None, f"{py.stem}.ipynb cell {i} has outputs; {FIX}"
+    info = sync.executed_info(nb)
+    has_outputs = any(c.outputs or c.execution_count is not None for c in sync.code_cells(nb))
+    if info is None:
+        assert not has_outputs, f"{py.stem}.ipynb has outputs that make executed did not record; {FIX}"
+        assert not REQUIRE_EXECUTED, f"{py.stem}.ipynb has not been executed; {EXECUTE}"
+        return
+    assert info["code_sha256"] == sync.code_hash(nb), \
+        f"{py.stem}.ipynb: its code changed since its outputs were made; {EXECUTE}"
+    assert info["mode"] in {"full", "smoke"}, info
+    assert not any(o.get("output_type") == "error" for c in sync.code_cells(nb) for o in c.outputs), py.stem
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)

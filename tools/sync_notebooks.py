@@ -4,7 +4,9 @@
     python tools/sync_notebooks.py --check   # change nothing; exit 1 and name the files that are out of date
 
 The notebooks are written as jupytext percent-format files, ``notebooks/NN_name.py``;
-each ``NN_name.ipynb`` is generated from its .py, without outputs. A fork edits the
+each ``NN_name.ipynb`` is generated from its .py. Outputs written by ``make executed``
+(tools/execute_notebooks.py) are kept only while the code cells still hash to the value
+recorded when they ran; otherwise the .ipynb is regenerated without outputs. A fork edits the
 two lines below and runs this script once: every Open-in-Colab link (in the notebooks
 and in README.md) and every notebook's setup cell then point at the fork.
 """
@@ -99,9 +101,56 @@ def notebook_from_py(text: str):
     return nb
 
 
-def main(argv=None) -> int:
-    import jupytext
+EXECUTED_KEY = "nanoddpm_executed"  # notebook metadata written by tools/execute_notebooks.py
 
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def code_hash(nb) -> str:
+    """sha256 of a notebook's code cells (their sources, in order): what its outputs were computed from."""
+    h = hashlib.sha256()
+    for cell in code_cells(nb):
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        h.update(source.encode() + b"\0")
+    return h.hexdigest()
+
+
+def executed_info(nb):
+    """The execution record of a notebook (hash, mode, ...) or None if it was never executed by make executed."""
+    return nb.metadata.get(EXECUTED_KEY)
+
+
+def carry_outputs(new_nb, old_nb) -> bool:
+    """Copy old_nb's outputs and execution record onto new_nb when its code cells hash to the recorded value.
+
+    Returns True when outputs were carried; new_nb keeps no outputs otherwise (stale outputs are dropped).
+    """
+    info = executed_info(old_nb)
+    if not info or info.get("code_sha256") != code_hash(new_nb) or code_hash(old_nb) != code_hash(new_nb):
+        return False
+    for new, old in zip(code_cells(new_nb), code_cells(old_nb)):
+        new.outputs, new.execution_count = old.outputs, old.execution_count
+    new_nb.metadata[EXECUTED_KEY] = info
+    return True
+
+
+def ipynb_text(py_text: str, ipynb: Path) -> str:
+    """What ``ipynb`` should contain: generated from the .py, with the committed outputs while still current."""
+    import jupytext
+    import nbformat
+
+    nb = notebook_from_py(py_text)
+    if ipynb.exists():
+        try:
+            carry_outputs(nb, nbformat.reads(ipynb.read_text(), as_version=4))
+        except Exception:  # noqa: BLE001  an unreadable .ipynb is simply regenerated
+            pass
+    return jupytext.writes(nb, fmt="ipynb")
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="report out-of-date files, change nothing")
     args = parser.parse_args(argv)
@@ -109,7 +158,8 @@ def main(argv=None) -> int:
     targets = []  # (path, what it should contain)
     for py in sorted(NOTEBOOKS.glob("*.py")):
         new_text = rewrite_py(py.read_text(), py.stem)
-        targets += [(py, new_text), (py.with_suffix(".ipynb"), jupytext.writes(notebook_from_py(new_text), fmt="ipynb"))]
+        ipynb = py.with_suffix(".ipynb")
+        targets += [(py, new_text), (ipynb, ipynb_text(new_text, ipynb))]
     readme = ROOT / "README.md"  # its course map links to the notebooks on Colab
     if readme.exists():
         targets.append((readme, COLAB_PREFIX_RE.sub(colab_url("notebooks/"), readme.read_text())))

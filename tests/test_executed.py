@@ -1,0 +1,148 @@
+"""tools/execute_notebooks.py (`make executed`) and the outputs' life in tools/sync_notebooks.py, on small
+notebooks written here: outputs written with the hash of the code they came from, kept by a re-sync while
+that code is unchanged and dropped when it changes; figures as PNGs at the chosen DPI, widgets as their
+picture; no local path of this machine left; a cell that errors or a warning from the notebook's own
+code refuses the notebook.
+"""
+
+import base64
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ex = _load("execute_notebooks")
+sync = ex.sync
+
+NOTEBOOK = '''\
+# %% [markdown]
+# # A small notebook
+
+# %%
+import os
+import tempfile
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+
+print("here:", os.getcwd(), "temp:", tempfile.gettempdir())
+
+# %% [markdown]
+# A figure, 4 by 3 inches.
+
+# %%
+fig, ax = plt.subplots(figsize=(4, 3))
+ax.plot(np.arange(10) ** 2)
+plt.show()
+
+# %%
+import io
+
+from PIL import Image
+
+png = io.BytesIO()
+Image.new("RGB", (7, 5), (255, 0, 0)).save(png, format="PNG")
+widgets.VBox([widgets.IntSlider(3), widgets.Image(value=png.getvalue(), format="png")])
+'''
+
+
+def pngs(nb):
+    return [o["data"]["image/png"] for c in sync.code_cells(nb) for o in c.outputs if "image/png" in o.get("data", {})]
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nb")
+    py, out = d / "small.py", d / "small.ipynb"
+    py.write_text(NOTEBOOK)
+    ex.execute(py, out, "full", timeout=120, cwd=d)
+    return py, out
+
+
+def test_outputs_hash_and_mode_are_written(executed):
+    py, out = executed
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata[sync.EXECUTED_KEY] == {"code_sha256": sync.code_hash(nb), "mode": "full"}
+    assert sync.code_hash(nb) == sync.code_hash(sync.notebook_from_py(py.read_text()))
+    # the cells are exactly what sync_notebooks.py makes of the .py, plus outputs
+    fresh = sync.notebook_from_py(py.read_text())
+    assert [(c.cell_type, c.source, c.id) for c in nb.cells] == [(c.cell_type, c.source, c.id) for c in fresh.cells]
+    assert all(c.execution_count for c in sync.code_cells(nb))
+
+
+def test_figures_are_pngs_at_the_chosen_dpi_and_widgets_their_picture(executed):
+    from PIL import Image
+
+    nb = nbformat.read(executed[1], as_version=4)
+    figure, widget = [Image.open(io.BytesIO(base64.b64decode(p))) for p in pngs(nb)]
+    assert figure.size[0] <= 4 * ex.DPI and figure.size[1] <= 3 * ex.DPI and figure.size[0] > 3 * ex.DPI, figure.size
+    assert widget.size == (7, 5)
+    assert not any(ex.WIDGET_VIEW in o.get("data", {}) for c in sync.code_cells(nb) for o in c.outputs)
+
+
+def test_no_local_paths(executed):
+    text = executed[1].read_text()
+    assert str(executed[0].parent) not in text and "here: <tmp>/" in text
+    for path, _ in ex.local_paths():
+        assert json.dumps(path)[1:-1] not in text, path
+
+
+def test_sync_keeps_outputs_while_the_code_is_unchanged(executed, tmp_path):
+    py, out = executed
+    text = py.read_text()
+    kept = nbformat.reads(sync.ipynb_text(text, out), as_version=4)
+    assert pngs(kept) and sync.executed_info(kept)
+    assert sync.ipynb_text(text, out) == out.read_text()  # a re-sync changes nothing
+    # prose may change: the outputs still belong to the code
+    kept = nbformat.reads(sync.ipynb_text(text.replace("A figure, 4 by 3", "A figure"), out), as_version=4)
+    assert pngs(kept)
+    # code may not: the outputs are dropped with the record
+    dropped = nbformat.reads(sync.ipynb_text(text.replace("** 2", "** 3"), out), as_version=4)
+    assert pngs(dropped) == [] and sync.executed_info(dropped) is None
+    assert all(c.outputs == [] and c.execution_count is None for c in sync.code_cells(dropped))
+
+
+def test_the_notebook_test_catches_code_changed_after_execution(executed, tmp_path):
+    nb = nbformat.read(executed[1], as_version=4)
+    sync.code_cells(nb)[1].source = sync.code_cells(nb)[1].source.replace("** 2", "** 3")  # edited, not re-run
+    assert sync.executed_info(nb)["code_sha256"] != sync.code_hash(nb)
+    assert not sync.carry_outputs(sync.notebook_from_py(executed[0].read_text().replace("** 2", "** 3")), nb)
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("raise ValueError('a bug')", "ValueError"),
+    ("import warnings\nwarnings.warn('our own code warns')", "our own code warns"),
+])
+def test_refused(cell, expected, tmp_path):
+    py, out = tmp_path / "bad.py", tmp_path / "bad.ipynb"
+    py.write_text(f"# %% [markdown]\n# # Bad\n\n# %%\nprint('fine')\n\n# %%\n{cell}\n")
+    with pytest.raises(Exception, match=expected):
+        ex.execute(py, out, "smoke", timeout=120, cwd=tmp_path)
+    assert not out.exists()
+
+
+def test_clean_and_check_on_outputs():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"saved {ex.ROOT}/runs/a and {ex.NOTEBOOKS}/b\n"),
+                           nbformat.v4.new_output("execute_result", data={"text/plain": f"'{sys.prefix}/lib/x.py'"})]
+    assert ex.check_and_clean(nb, "n") == []
+    assert nb.cells[0].outputs[0]["text"] == "saved ../runs/a and ./b\n"
+    assert str(ex.ROOT) not in nb.cells[0].outputs[1]["data"]["text/plain"]
+    nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="KeyError", evalue="k", traceback=[])]
+    with pytest.raises(ex.Refused, match="KeyError"):
+        ex.check_and_clean(nb, "n")

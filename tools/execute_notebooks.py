@@ -1,0 +1,238 @@
+"""Run the notebooks and write their outputs into the committed .ipynb files (``make executed``).
+
+    python tools/execute_notebooks.py                       # every notebooks/*.py, each in its mode (MODES)
+    python tools/execute_notebooks.py 01_forward_process    # only these notebooks
+    NANODDPM_EXECUTE_SMOKE=1 python tools/execute_notebooks.py 01_forward_process   # smoke mode, to try the tooling
+    python tools/execute_notebooks.py --out /tmp/executed   # write the executed notebooks elsewhere
+
+Each notebook is generated from its .py (as tools/sync_notebooks.py does), run from scratch with
+nbclient in a fresh kernel (cwd notebooks/), and written back with its outputs and a record in its
+metadata: the sha256 of its code cells and the mode it ran in. tools/sync_notebooks.py keeps those
+outputs only while the code cells still hash to that value, and tests/test_notebooks.py fails when
+they do not. A notebook is refused (nothing written, exit 1) when a cell errors, when a warning comes
+from our own code (the notebook or nanoddpm_utils), or when a local path of this machine survives the
+clean-up below; figures are PNGs at DPI dots per inch, and the total size is reported.
+"""
+
+import argparse
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+# The mode each notebook runs in; "full" unless listed. "smoke" sets NANODDPM_SMOKE=1 (tiny sizes).
+MODES = {
+    # full mode downloads CIFAR-10 from Kaggle and trains for hours: its outputs show the smoke run,
+    # and the notebook says so in its own output ("smoke mode: True")
+    "06_train_cifar10": "smoke",
+}
+DPI = 72  # figure.dpi for every figure: matplotlib's default 100 makes all notebooks together too big
+MAX_TOTAL_BYTES = 10_000_000  # all executed notebooks together
+SMOKE_ALL_ENV = "NANODDPM_EXECUTE_SMOKE"  # =1: run every notebook in smoke mode (to try this script cheaply)
+
+_spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "tools" / "sync_notebooks.py")
+sync = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync)
+
+WARNING_RE = re.compile(r"^(?P<file>.*?):\d+: \w*Warning\b", re.M)
+OUR_CODE_RE = re.compile(r"nanoddpm_utils|ipykernel_\d+|<ipython-input|/notebooks/")
+
+
+class Refused(Exception):
+    """An executed notebook that must not be committed."""
+
+
+def local_paths():
+    """(path, replacement) pairs, longest path first: where this machine's directories go in the outputs."""
+    pairs = [
+        (str(NOTEBOOKS), "."),  # the kernel's cwd: paths become relative to the notebook
+        (str(ROOT), ".."),
+        (os.path.realpath(tempfile.gettempdir()), "<tmp>"),
+        (tempfile.gettempdir(), "<tmp>"),
+        (sys.prefix, "<python>"),
+        (os.path.realpath(sys.prefix), "<python>"),
+        (str(Path.home()), "~"),
+    ]
+    return sorted({p for p in pairs if len(p[0]) > 1}, key=lambda p: -len(p[0]))
+
+
+SITE_PACKAGES_RE = re.compile(r"[^\s'\"(]*/(site|dist)-packages/")
+
+
+def clean_text(text: str) -> str:
+    text = SITE_PACKAGES_RE.sub("<site-packages>/", text)
+    for path, new in local_paths():
+        text = re.sub(re.escape(path) + r"(?![\w.-])", lambda m: new, text)  # whole path components only
+    return text
+
+
+def leftover_paths(text: str) -> list[str]:
+    return [path for path, _ in local_paths() if re.search(re.escape(path) + r"(?![\w.-])", text)]
+
+
+def _map_texts(output, fn):
+    """Apply fn to every text an output carries (stream text, text/* data, tracebacks)."""
+    if output.get("output_type") == "stream":
+        output["text"] = fn(output["text"])
+    for mime, value in output.get("data", {}).items():
+        if mime.startswith("text/") or mime.endswith("json"):
+            if isinstance(value, str):
+                output["data"][mime] = fn(value)
+    if "traceback" in output:
+        output["traceback"] = [fn(line) for line in output["traceback"]]
+
+
+def check_and_clean(nb, name: str) -> list[str]:
+    """Strip local paths from the outputs in place; raise Refused on errors, our warnings or leftover paths.
+
+    Returns notices (warnings from other libraries, kept)."""
+    notices, problems = [], []
+    for i, cell in enumerate(sync.code_cells(nb)):
+        for out in cell.outputs:
+            where = f"{name}: code cell {i}"
+            if out.get("output_type") == "error":
+                problems.append(f"{where}: {out.get('ename')}: {out.get('evalue')}")
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                for m in WARNING_RE.finditer(out["text"]):
+                    line = out["text"][m.start():].split("\n", 1)[0]
+                    (problems if OUR_CODE_RE.search(m["file"]) else notices).append(f"{where}: {clean_text(line)}")
+            _map_texts(out, clean_text)
+            found = []
+            _map_texts(out, lambda t: found.extend(leftover_paths(t)) or t)
+            if found:
+                problems.append(f"{where}: local path {sorted(set(found))} left in an output")
+    if problems:
+        raise Refused("\n".join(problems))
+    return notices
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
+    """Show each widget output as the picture it displays (an ipywidgets Image inside it), in place.
+
+    A saved notebook cannot move a slider, and GitHub and the site show no widgets at all; the
+    picture the widget held when the notebook finished is what a reader can see before running it.
+    Widgets without a picture (progress bars) keep their text form."""
+    def picture(model_id, seen=()):
+        if model_id in seen or model_id not in state:
+            return None
+        if state[model_id].get("_model_name") == "ImageModel" and ("value",) in buffers.get(model_id, {}):
+            return buffers[model_id][("value",)]["data"]  # base64, as the image/png mime type wants
+        for child in state[model_id].get("children", []):
+            found = picture(str(child).removeprefix("IPY_MODEL_"), (*seen, model_id))
+            if found:
+                return found
+        return None
+
+    for cell in sync.code_cells(nb):
+        for out in cell.outputs:
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            png = view and picture(view["model_id"])
+            if png:
+                out["data"] = {"image/png": png,
+                               "text/plain": "<the widget's picture; run the notebook to use the widget>"}
+
+
+def mode_of(name: str) -> str:
+    return "smoke" if os.environ.get(SMOKE_ALL_ENV) == "1" else MODES.get(name, "full")
+
+
+def execute(py: Path, out: Path, mode: str, timeout: int | None = None, cwd: Path | None = None) -> list[str]:
+    """Run the notebook generated from ``py`` in ``mode`` and write it, with outputs and record, to ``out``."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    nb = sync.notebook_from_py(py.read_text())
+    env = {"NANODDPM_SMOKE": "1" if mode == "smoke" else "", "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    saved = {k: os.environ.get(k) for k in [*env, "MATPLOTLIBRC"]}
+    with tempfile.TemporaryDirectory() as rc_dir:
+        Path(rc_dir, "matplotlibrc").write_text(f"figure.dpi: {DPI}\nsavefig.dpi: figure\n")
+        os.environ.update(env, MATPLOTLIBRC=rc_dir)  # the kernel inherits this environment
+        if mode != "smoke":
+            os.environ.pop("NANODDPM_SMOKE")
+        try:
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                    store_widget_state=True,
+                                    resources={"metadata": {"path": str(cwd or py.parent)}})
+            client.execute()
+            widgets_to_pictures(nb, client.widget_state, client.widget_buffers)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    notices = check_and_clean(nb, py.stem)
+
+    fresh = sync.notebook_from_py(py.read_text())  # exactly what sync_notebooks.py generates, plus the outputs
+    for new, ran in zip(sync.code_cells(fresh), sync.code_cells(nb)):
+        new.outputs, new.execution_count = ran.outputs, ran.execution_count
+    fresh.metadata[sync.EXECUTED_KEY] = {"code_sha256": sync.code_hash(fresh), "mode": mode}
+    out.write_text(jupytext.writes(fresh, fmt="ipynb"))
+    return notices
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="notebook names (e.g. 01_forward_process); default: all")
+    parser.add_argument("--out", type=Path, help="write the executed notebooks here instead of notebooks/")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
+    args = parser.parse_args(argv)
+
+    if sync.main(["--check"]) != 0:
+        print("the notebooks are out of step with their .py files: run python tools/sync_notebooks.py first")
+        return 2
+    pys = sorted(NOTEBOOKS.glob("*.py"))
+    unknown = set(args.names) - {p.stem for p in pys}
+    if unknown:
+        print(f"no such notebook: {', '.join(sorted(unknown))}; choose from: {', '.join(p.stem for p in pys)}")
+        return 2
+    pys = [p for p in pys if not args.names or p.stem in args.names]
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+
+    failed = []
+    for py in pys:
+        mode = mode_of(py.stem)
+        out = (args.out or NOTEBOOKS) / f"{py.stem}.ipynb"
+        note = " (NANODDPM_SMOKE=1: tiny sizes, not the real run)" if mode == "smoke" else ""
+        print(f"{py.stem}: running in {mode} mode{note} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            notices = execute(py, out, mode, timeout=args.timeout, cwd=NOTEBOOKS)
+        except Refused as e:
+            failed.append(py.stem)
+            print(f"{py.stem}: REFUSED, not written:\n{e}")
+            continue
+        except Exception as e:  # noqa: BLE001  a cell raised: nbclient's message names the cell
+            failed.append(py.stem)
+            print(f"{py.stem}: FAILED, not written:\n{clean_text(str(e))[-3000:]}")
+            continue
+        for n in notices:
+            print(f"  note, a warning from another library (kept): {n}")
+        print(f"{py.stem}: wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
+              f"({out.stat().st_size / 1e6:.2f} MB, {time.perf_counter() - start:.0f} s)", flush=True)
+
+    written = sorted((args.out or NOTEBOOKS).glob("*.ipynb"))
+    total = sum(p.stat().st_size for p in written)
+    print(f"all notebooks: {total / 1e6:.2f} MB (limit {MAX_TOTAL_BYTES / 1e6:.0f} MB)")
+    if total > MAX_TOTAL_BYTES:
+        print(f"too big: lower DPI (now {DPI}) in {Path(__file__).name} or show fewer figures")
+        return 1
+    if failed:
+        print(f"not executed: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
