@@ -116,15 +116,14 @@ for r, label in enumerate(labels):
 plt.show()
 
 # %%
-# x_1000 is noise in both directions, and the model's x_0 looks like the data: digits are mostly background
-# (-1), so the share of dark pixels in its samples must be close to the data's, far from pure noise's.
-data = load_digits().images / 8.0 - 1.0
-dark_data = float(np.mean(data < -0.5))
-dark_samples = float(jnp.mean(reverse[0] < -0.5))
-print(f"share of pixels below -0.5: data {dark_data:.2f}, samples {dark_samples:.2f}, "
-      f"noise {float(jnp.mean(reverse[-1] < -0.5)):.2f}")
+# x_1000 is noise in both directions, and the model's x_0 looks like the data. A simple test of the latter:
+# digits are drawn in the middle of the frame, so the average of 16 samples must have the average digit's
+# layout (the correlation of 16 real digits' average with it is above 0.9; of 16 random images', about 0).
+data = load_digits().images / 8.0 - 1.0  # (1797, 8, 8)
+layout_corr = float(np.corrcoef(np.asarray(reverse[0]).mean(axis=0).ravel(), data.mean(axis=0).ravel())[0, 1])
+print(f"correlation of the samples' average with the data's average: {layout_corr:.2f}")
 assert abs(float(forward_row[-1].std()) - 1) < 0.3 and abs(float(reverse[-1].std()) - 1) < 0.1
-assert abs(dark_samples - dark_data) < 0.1
+assert layout_corr > 0.7
 
 # %% [markdown]
 # ## 1. One step of noise
