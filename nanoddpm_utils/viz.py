@@ -1,16 +1,25 @@
-"""Plotting helpers and the one widget the notebooks share.
+"""Plotting helpers and the widgets the notebooks share.
 
 Images are channels-last, ``(N, H, W, C)`` (or ``(N, H, W)`` for grey), either
 floats in [-1, 1] (the model's range) or uint8 in [0, 255] (the datasets' range).
+
+Widgets: ``interactive_figure`` puts controls (sliders, toggle buttons) above a
+matplotlib figure that is redrawn when they change. It works with ipywidgets 7.7
+(Colab) and 8 (JupyterLab), and carries a static PNG of its first figure, which
+is what a viewer without a widget front end (GitHub, nbviewer, a headless run) shows.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import sys
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from .data import to_uint8
 
@@ -43,34 +52,264 @@ def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | Non
     return fig
 
 
-def slider(fn: Callable[[int], plt.Figure | None], *, min: int = 0, max: int = 999, step: int = 1,
-           value: int | None = None, description: str = "t", dpi: int = 100):
-    """An ``IntSlider`` over ``t`` with the figure ``fn(t)`` draws below it, redrawn whenever the slider moves.
+# --------------------------------------------------------------------------- widgets
+def _png(fig: plt.Figure | None, dpi: int) -> bytes:
+    fig = fig if isinstance(fig, plt.Figure) else plt.gcf()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)  # shown through the widget (or its PNG) only, never again as a cell output
+    return buf.getvalue()
 
-    ``fn(t)`` draws with matplotlib and returns its figure (or leaves it current). The figure is
-    shown as a PNG in an ``ipywidgets.Image`` rather than captured by an ``Output`` widget: headless
-    runners (nbclient, hence nbmake) mimic ``Output`` widgets with a race that can hang a run
-    (jupyter/nbclient#312). ``fn`` runs once straight away. Returns ``VBox([slider, image])``;
-    leave it last in a cell to display it.
+
+class InteractiveFigure:
+    """Controls above a figure that ``draw(**values)`` redraws; see ``interactive_figure``.
+
+    ``values`` holds the current control values and ``png`` the current figure. ``widget`` is
+    the ipywidgets ``VBox([*controls, image])``, or None where ipywidgets is not installed.
+    Leave the object last in a cell to display it: a widget front end shows the live widget,
+    any other viewer the PNG of the figure drawn first.
     """
-    import ipywidgets as widgets
 
-    if "google.colab" in sys.modules:  # Colab renders ipywidgets 8 only through its custom widget manager
-        from google.colab import output
+    def __init__(self, draw: Callable[..., plt.Figure | None], controls: dict, dpi: int = 100):
+        if not controls:
+            raise ValueError("give at least one control, e.g. t=(0, 999, 1, 250) or schedule=['linear', 'cosine']")
+        self.draw, self.dpi = draw, dpi
+        self.specs = {}
+        for name, spec in controls.items():
+            if isinstance(spec, list) and spec:
+                self.specs[name] = ("options", list(spec), spec[0])
+            elif isinstance(spec, tuple) and len(spec) == 4 and all(isinstance(v, (int, np.integer)) for v in spec):
+                lo, hi, step, value = (int(v) for v in spec)
+                if not lo <= value <= hi or step < 1:
+                    raise ValueError(f"control {name}={spec}: need min <= value <= max and step >= 1")
+                self.specs[name] = ("int", (lo, hi, step), value)
+            else:
+                raise ValueError(f"control {name}={spec!r}: use (min, max, step, value) for a slider "
+                                 "or a non-empty list of options for buttons")
+        self.values = {name: spec[2] for name, spec in self.specs.items()}
+        self.png = self.static_png = _png(draw(**self.values), dpi)
+        self.widget = self._build_widget()
 
-        output.enable_custom_widget_manager()
-    s = widgets.IntSlider(value=min if value is None else value, min=min, max=max, step=step,
-                          description=description, continuous_update=False, layout=widgets.Layout(width="95%"))
-    image = widgets.Image(format="png")
+    def _build_widget(self):
+        try:
+            import ipywidgets as widgets
+        except ImportError:
+            return None
+        if "google.colab" in sys.modules:  # Colab renders ipywidgets 8 only through its custom widget manager
+            from google.colab import output
 
-    def draw(t: int):
-        fig = fn(t)
-        fig = fig if isinstance(fig, plt.Figure) else plt.gcf()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)  # shown through the widget only, never again as a cell output
-        image.value = buf.getvalue()
+            output.enable_custom_widget_manager()
+        self.controls = {}
+        for name, (kind, args, value) in self.specs.items():
+            if kind == "int":
+                lo, hi, step = args
+                control = widgets.IntSlider(value=value, min=lo, max=hi, step=step, description=name,
+                                            continuous_update=False, layout=widgets.Layout(width="95%"))
+            else:
+                control = widgets.ToggleButtons(options=args, value=value, description=name)
+            control.observe(lambda change, name=name: self.update(**{name: change["new"]}), names="value")
+            self.controls[name] = control
+        # The figure as a PNG in an Image widget rather than captured by an Output widget: headless
+        # runners (nbclient, hence nbmake) mimic Output widgets with a race that can hang (jupyter/nbclient#312).
+        self.image = widgets.Image(value=self.png, format="png")
+        return widgets.VBox([*self.controls.values(), self.image])
 
-    s.observe(lambda change: draw(change["new"]), names="value")
-    draw(s.value)
-    return widgets.VBox([s, image])
+    def update(self, **values):
+        """Set some control values and redraw (what moving a control does)."""
+        unknown = set(values) - set(self.specs)
+        if unknown:
+            raise ValueError(f"unknown control(s) {sorted(unknown)}; the controls are {list(self.specs)}")
+        self.values.update(values)
+        self.png = _png(self.draw(**self.values), self.dpi)
+        if self.widget is not None:
+            self.image.value = self.png
+
+    @property
+    def children(self):
+        """The widget's children, ``[*controls, image]`` (as for an ipywidgets box)."""
+        return self.widget.children
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {"text/plain": f"<figure with controls {self.values}>"}
+        if "google.colab" not in sys.modules:  # Colab always has a widget front end
+            bundle["image/png"] = base64.b64encode(self.static_png).decode("ascii")
+        if self.widget is not None:
+            # the same view message ipywidgets 7 and 8 send (widget protocol 2); front ends prefer it to the PNG
+            bundle["application/vnd.jupyter.widget-view+json"] = {
+                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        return bundle
+
+
+def interactive_figure(draw: Callable[..., plt.Figure | None], *, dpi: int = 100, **controls) -> InteractiveFigure:
+    """A figure ``draw(**values)`` with one control per keyword, redrawn whenever a control moves.
+
+    ``name=(min, max, step, value)`` makes an integer slider; ``name=[option, ...]`` toggle buttons
+    starting at the first option. ``draw`` makes a matplotlib figure and returns it (or leaves it
+    current); it runs once straight away.
+    """
+    return InteractiveFigure(draw, controls, dpi)
+
+
+def slider(fn: Callable[[int], plt.Figure | None], *, min: int = 0, max: int = 999, step: int = 1,
+           value: int | None = None, description: str = "t", dpi: int = 100) -> InteractiveFigure:
+    """One integer slider over the figure ``fn(value)`` (``interactive_figure`` with a single slider)."""
+    return interactive_figure(lambda **v: fn(v[description]), dpi=dpi,
+                              **{description: (min, max, step, min if value is None else value)})
+
+
+def schedule_figure(x0, noise, schedules: dict, schedule: str, t: int) -> plt.Figure:
+    """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps under one of ``schedules`` (name -> Schedule) at the
+    0-indexed step ``t``, beside every schedule's log-SNR curve, the chosen one marked at ``t``."""
+    s = schedules[schedule]
+    abar = np.asarray(s.alphas_cumprod, np.float64)
+    x_t = np.sqrt(abar[t]) * np.asarray(x0) + np.sqrt(1.0 - abar[t]) * np.asarray(noise)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1, 2.2]})
+    for ax, img, title in ((axes[0], x0, "$x_0$"), (axes[1], x_t, f"$x_{{{t + 1}}}$, {schedule}")):
+        img = to_uint8(np.asarray(img)[None])[0]
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+    steps = np.arange(1, len(abar) + 1)
+    for name, other in schedules.items():
+        a = np.asarray(other.alphas_cumprod, np.float64)
+        axes[2].plot(steps, np.log10(a / (1.0 - a)), lw=2.5 if name == schedule else 1,
+                     alpha=1 if name == schedule else 0.5, label=name)
+    snr = abar[t] / (1.0 - abar[t])
+    axes[2].plot([t + 1], [np.log10(snr)], "ko")
+    axes[2].set(title=f"SNR at t = {t + 1}: {snr:.3g} (signal kept: {abar[t]:.1%})", xlabel="t",
+                ylabel=r"$\log_{10}\,\mathrm{SNR}(t)$")
+    axes[2].legend()
+    fig.tight_layout()
+    return fig
+
+
+def schedule_widget(x0, noise, schedules: dict, t: int = 250, *, dpi: int = 100) -> InteractiveFigure:
+    """Buttons to choose a schedule and a slider over t, above ``schedule_figure``."""
+    T = len(next(iter(schedules.values())).betas)
+    return interactive_figure(lambda schedule, t: schedule_figure(x0, noise, schedules, schedule, t), dpi=dpi,
+                              schedule=list(schedules), t=(0, T - 1, 1, t))
+
+
+# --------------------------------------------------------------------------- the UNet, drawn from its config
+@dataclass(frozen=True)
+class UNetBlock:
+    """One block of the UNet as ``draw_unet`` lays it out: ``side`` is "down", "mid" or "up"; ``level`` the
+    resolution level (0 = full size); ``row`` its row within the level; ``skip`` (up blocks only) the index
+    in the layout of the down block whose output it concatenates."""
+
+    name: str
+    side: str
+    level: int
+    row: int
+    in_ch: int
+    out_ch: int
+    resolution: int
+    attn: bool = False
+    skip: int | None = None
+
+
+def unet_layout(model_config) -> list[UNetBlock]:
+    """The UNet's blocks in the order they run, with channels, resolutions and skip connections,
+    derived from a ``ModelConfig`` (the same walk as ``unet.UNet``: each down output is pushed on a
+    stack, each up ResBlock pops one)."""
+    c = model_config
+    blocks, stack = [UNetBlock("conv_in", "down", 0, 0, c.in_channels, c.ch, c.image_size)], [0]
+    ch = c.ch
+    for i, (mult, res) in enumerate(zip(c.ch_mult, c.resolutions)):
+        for r in range(c.num_res_blocks):
+            blocks.append(UNetBlock("ResBlock", "down", i, r + 1, ch, c.ch * mult, res, res in c.attn_resolutions))
+            ch = c.ch * mult
+            stack.append(len(blocks) - 1)
+        if i < len(c.ch_mult) - 1:
+            blocks.append(UNetBlock("Downsample", "down", i + 1, 0, ch, ch, c.resolutions[i + 1]))
+            stack.append(len(blocks) - 1)
+    last = len(c.ch_mult) - 1
+    blocks.append(UNetBlock("middle", "mid", last, -1, ch, ch, c.resolutions[last], True))
+    for i in reversed(range(len(c.ch_mult))):
+        for r in range(c.num_res_blocks + 1):
+            skip = stack.pop()
+            out = c.ch * c.ch_mult[i]
+            blocks.append(UNetBlock("ResBlock", "up", i, blocks[skip].row, ch + blocks[skip].out_ch, out,
+                                    c.resolutions[i], c.resolutions[i] in c.attn_resolutions, skip))
+            ch = out
+    assert not stack, "every skip is used exactly once"
+    return blocks
+
+
+def draw_unet(model_config, ax=None) -> plt.Figure:
+    """Draw the UNet of a ``ModelConfig``: the down path on the left, the up path on the right, one row per
+    skip connection (horizontal arrows), resolution levels from top (full size) to bottom."""
+    c = model_config
+    blocks = unet_layout(c)
+    rows_per_level = c.num_res_blocks + 1
+    n_rows = len(c.ch_mult) * rows_per_level + 1  # + the middle block's row
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 0.55 * n_rows + 1.2))
+    else:
+        fig = ax.figure
+    colors = {"conv_in": "#dddddd", "ResBlock": "#9ecae1", "Downsample": "#fdae6b", "middle": "#c7e9c0"}
+
+    def y_of(b):
+        return -(b.level * rows_per_level + (rows_per_level if b.side == "mid" else b.row))
+
+    def box(x, y, text, color, w=3.0):
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - 0.35), w, 0.7, boxstyle="round,pad=0.02", fc=color, ec="k", lw=0.8))
+        ax.text(x, y, text, ha="center", va="center", fontsize=8)
+
+    def arrow(p, q, **kw):
+        ax.add_patch(FancyArrowPatch(p, q, arrowstyle="-|>", mutation_scale=10, lw=kw.pop("lw", 1), **kw))
+
+    x_of = {"down": 0.0, "mid": 3.5, "up": 7.0}
+    prev = {}
+    for k, b in enumerate(blocks):
+        x, y = x_of[b.side], y_of(b)
+        attn = " + Attn" if b.attn else ""
+        if b.name == "middle":
+            text = f"ResBlock, Attn, ResBlock  {b.in_ch}→{b.out_ch}"
+        elif b.name == "Downsample":
+            text = f"Downsample  {b.in_ch}"
+        elif b.name == "conv_in":
+            text = f"conv_in  {b.in_ch}→{b.out_ch}"
+        else:
+            text = f"ResBlock{attn}  {b.in_ch}→{b.out_ch}"
+        box(x, y, text, colors.get(b.name, "#9ecae1") if not b.attn or b.name == "middle" else "#bcbddc",
+            w=4.2 if b.name == "middle" else 3.0)
+        if b.side == "mid":  # from the bottom of the down path, on to the bottom of the up path
+            arrow((prev["down"][0] + 1.5, prev["down"][1]), (x - 1.0, y + 0.35))
+            prev["up"] = (x + 1.0, y + 0.35, b.level)
+        elif b.side == "up" and blocks[k - 1].side == "mid":
+            arrow(prev["up"][:2], (x - 1.5, y))
+        elif b.side in prev:  # the main path: each block feeds the next on its side
+            px, py, plevel = prev[b.side]
+            if b.side == "up" and plevel != b.level:  # up one level: nearest-neighbour Upsample, then this block
+                arrow((px, py + 0.35), (x, y - 0.35), color="#e6550d", lw=2)
+                ax.text(x + 0.15, (py + y) / 2, "Upsample", fontsize=7, color="#e6550d", va="center")
+            else:
+                arrow((px, py - 0.35 if b.side == "down" else py + 0.35),
+                      (x, y + 0.35 if b.side == "down" else y - 0.35))
+        if b.side != "mid":
+            prev[b.side] = (x, y, b.level)
+        if b.skip is not None:
+            sx, sy = x_of["down"], y_of(blocks[b.skip])
+            arrow((sx + 1.5, sy), (x - 1.5, y), color="0.55", lw=0.8, linestyle="--")
+    for i, res in enumerate(c.resolutions):
+        ax.text(-2.0, -(i * rows_per_level + rows_per_level / 2 - 0.5), f"{res}×{res}", ha="right", va="center",
+                fontsize=10, fontweight="bold")
+        if i:
+            ax.axhline(-(i * rows_per_level) + 0.5, color="0.85", lw=0.8, zorder=0)
+    top = 0.9
+    ax.text(0, top, f"$x_t$  ({c.image_size}×{c.image_size}×{c.in_channels})", ha="center", fontsize=9)
+    ax.text(7.0, top, rf"$\epsilon_\theta(x_t, t)$  ({c.image_size}×{c.image_size}×{c.in_channels})"
+            "\nafter GroupNorm, swish, conv_out", ha="center", fontsize=9)
+    ax.text(3.5, top, f"t → sinusoids → MLP → a {4 * c.ch}-vector\ninto every ResBlock",
+            ha="center", fontsize=8, color="0.3")
+    ax.text(7.0, -n_rows - 0.3, "dashed: skip connections (concatenated on channels)", ha="center", fontsize=8,
+            color="0.45")
+    ax.text(0.0, -n_rows - 0.3, "purple: with self-attention", ha="center", fontsize=8, color="0.45")
+    ax.set_xlim(-3.2, 8.8)
+    ax.set_ylim(-n_rows - 0.6, top + 0.9)
+    ax.axis("off")
+    ax.set_title(f"UNet: ch = {c.ch}, ch_mult = {c.ch_mult}, {c.num_res_blocks} ResBlock(s) per level, "
+                 f"attention at {c.attn_resolutions}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -25,9 +25,11 @@
 #   for the paper's linear schedule and the cosine schedule of Nichol & Dhariwal (2021);
 # - the closed form $q(x_t \mid x_0)$ (eq. 4), which jumps to any step at once, and a check that it matches
 #   1000 steps of the chain *in distribution*;
-# - the posterior $q(x_{t-1} \mid x_t, x_0)$ (eqs. 6–7), the target the reverse process will learn to imitate.
+# - the posterior $q(x_{t-1} \mid x_t, x_0)$ (eqs. 6–7), derived by completing the square: the target the
+#   reverse process will learn to imitate.
 #
-# Every cell that computes something is followed by a cell that checks it.
+# Every cell that computes something is followed by a cell that checks it, and would fail if the code or the
+# maths above it were wrong.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -53,6 +55,7 @@ if "google.colab" in sys.modules:
 # %%
 import os
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -61,12 +64,66 @@ from PIL import Image
 from scipy import stats
 from sklearn.datasets import load_digits, load_sample_image
 
-from nanoddpm_utils import viz
+from nanoddpm_utils import pretrained, viz
 from nanoddpm_utils.diffusion import q_posterior_mean_variance, q_sample
+from nanoddpm_utils.sample import ddim_step, p_sample_loop
 from nanoddpm_utils.schedule import make_schedule
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
 print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
+
+# %% [markdown]
+# ## 0. The whole process in one picture
+#
+# Top row: a handwritten digit (8×8 pixels, from scikit-learn) under the forward process $q$: a little
+# Gaussian noise at each of $T = 1000$ steps, until nothing of the digit is left. Below: the reverse
+# process $p_\theta$ of a small trained model that ships with the course, started from pure noise $x_{1000}$;
+# read those rows **from right to left**. Each column is one step $t$. This notebook builds the top row;
+# notebooks 02–05 build and train the network that makes the others.
+
+# %%
+config, model = pretrained.load("digits")  # the course's trained 8x8-digits model (notebook 04 trains it)
+model = eqx.nn.inference_mode(model)
+schedule = make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps)
+T = schedule.num_timesteps
+K = [0, 50, 100, 200, 300, 500, 700, T]  # the paper's steps shown; x_0 is the data
+n_chains = 16
+
+digit0 = jnp.asarray(load_digits().images[0] / 8.0 - 1.0, jnp.float32)[..., None]  # (8, 8, 1) in [-1, 1]
+eps0 = jax.random.normal(jax.random.key(10), digit0.shape)
+forward_row = jnp.stack([digit0] + [q_sample(schedule, digit0, jnp.array(k - 1), eps0) for k in K[1:]])
+
+shape = (n_chains, config.model.image_size, config.model.image_size, config.model.in_channels)
+if SMOKE:  # a cheap stand-in for the figure: 7 deterministic DDIM jumps between the columns (notebook 07)
+    jump = jax.jit(jax.vmap(lambda x, t, t_prev: ddim_step(model, schedule, x, t, t_prev, jax.random.key(0)),
+                            in_axes=(0, None, None)))
+    x = jax.random.normal(jax.random.key(11), shape)
+    chain = {T: x}
+    for k, k_prev in zip(K[:0:-1], K[-2::-1]):  # paper step k -> k_prev; code's t is k - 1
+        x = jump(x, jnp.array(k - 1), jnp.array(k_prev - 1))
+        chain[k_prev] = x
+    reverse = jnp.stack([chain[k] for k in K])  # (len(K), n, 8, 8, 1)
+else:  # the real thing: Algorithm 2 over all 1000 steps (notebook 05), keeping x_t at the shown steps
+    _, reverse = p_sample_loop(model, schedule, jax.random.key(11), shape,
+                               trajectory_steps=tuple(-1 if k == T else k for k in K))
+
+rows = [forward_row] + [reverse[:, i] for i in range(3)]
+fig = viz.show_images(jnp.concatenate(rows), [f"$x_{{{k}}}$" for k in K] + [""] * 3 * len(K), ncols=len(K),
+                      size=1.1)
+labels = ["$q$: a digit, noised\nread left to right →"] + ["$p_\\theta$: a sample\n← read right to left"] * 3
+for r, label in enumerate(labels):
+    fig.axes[r * len(K)].text(-0.15, 0.5, label, transform=fig.axes[r * len(K)].transAxes, ha="right", va="center")
+plt.show()
+
+# %%
+# x_1000 is noise in both directions, and the model's x_0 looks like the data. A simple test of the latter:
+# digits are drawn in the middle of the frame, so the average of 16 samples must have the average digit's
+# layout (the correlation of 16 real digits' average with it is above 0.9; of 16 random images', about 0).
+data = load_digits().images / 8.0 - 1.0  # (1797, 8, 8)
+layout_corr = float(np.corrcoef(np.asarray(reverse[0]).mean(axis=0).ravel(), data.mean(axis=0).ravel())[0, 1])
+print(f"correlation of the samples' average with the data's average: {layout_corr:.2f}")
+assert abs(float(forward_row[-1].std()) - 1) < 0.3 and abs(float(reverse[-1].std()) - 1) < 0.1
+assert layout_corr > 0.7
 
 # %% [markdown]
 # ## 1. One step of noise
@@ -252,31 +309,16 @@ corrs = [float(jnp.corrcoef(x.ravel(), china.ravel())[0, 1]) for x in noised(lin
 assert all(a > b for a, b in zip(corrs, corrs[1:])) and corrs[0] > 0.99 and abs(corrs[-1]) < 0.05
 
 # %% [markdown]
-# ### Try it: a slider over $t$
+# ### Try it: choose a schedule
 #
-# Drag the slider (in Jupyter or Colab) to watch the photo dissolve under both schedules.
+# Pick a schedule with the buttons and drag $t$ (in Jupyter or Colab). Left: the photo, and $x_t$ under the
+# chosen schedule with the same noise draw; right: $\log_{10}\mathrm{SNR}(t)$ of both schedules, the chosen
+# one bold, with a dot at $t$. Find the step where the photo becomes unrecognisable under each schedule,
+# and read off the SNR there: is it about the same number for both? (It should be: what you see depends
+# on the SNR, not on $t$; the schedule only decides *when* each SNR is reached.)
 
 # %%
-shown = []
-
-
-def show_at(t):
-    shown.append(t)
-    x = jnp.stack([china, q_sample(linear, china, t, eps_china), q_sample(cosine, china, t, eps_china)])
-    return viz.show_images(x, ["x_0", f"linear, SNR={snr(linear)[t]:.3g}", f"cosine, SNR={snr(cosine)[t]:.3g}"],
-                           size=2.5, suptitle=f"t = {t + 1}")
-
-
-widget = viz.slider(show_at, max=T - 1, value=250)
-widget
-
-# %%
-slider_, image = widget.children
-assert (slider_.min, slider_.max, slider_.value) == (0, T - 1, 250) and shown == [250]
-first = bytes(image.value)  # the rendered figure
-assert first.startswith(b"\x89PNG")
-slider_.value = 600  # what dragging does: the figure is redrawn for the new t
-assert shown == [250, 600] and bytes(image.value).startswith(b"\x89PNG") and bytes(image.value) != first
+viz.schedule_widget(china, eps_china, {"linear": linear, "cosine": cosine}, t=250)
 
 # %% [markdown]
 # ## 6. Does the closed form really match the chain?
@@ -352,13 +394,25 @@ assert min(p_values) > 1e-3, p_values  # no evidence that the two distributions 
 # ## 7. Going back: the posterior $q(x_{t-1} \mid x_t, x_0)$
 #
 # The model will have to run the chain *backwards*. The true reverse step $q(x_{t-1} \mid x_t)$ depends on
-# the whole data distribution and is intractable, but once we also condition on $x_0$ it is a Gaussian
-# with a closed form (eqs. 6–7):
+# the whole data distribution and is intractable, but once we also condition on $x_0$ it is a Gaussian we
+# can write down. By Bayes' rule and the Markov property,
+# $q(x_{t-1} \mid x_t, x_0) \propto q(x_t \mid x_{t-1})\, q(x_{t-1} \mid x_0)$: a product of eq. 2 and eq. 4.
+# Keep only the terms of its logarithm that involve $x_{t-1}$ (one coordinate; all are independent):
 #
-# $$q(x_{t-1} \mid x_t, x_0) = \mathcal{N}\!\left(x_{t-1};\ \tilde\mu_t(x_t, x_0),\ \tilde\beta_t I\right),$$
-# $$\tilde\mu_t(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0
-#   + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t, \qquad
-#   \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
+# $$-\frac12\left[\frac{(x_t - \sqrt{\alpha_t}\,x_{t-1})^2}{\beta_t}
+#   + \frac{(x_{t-1} - \sqrt{\bar\alpha_{t-1}}\,x_0)^2}{1-\bar\alpha_{t-1}}\right]
+#   = -\frac12\left[A\,x_{t-1}^2 - 2B\,x_{t-1}\right] + \text{const},\quad
+#   A = \frac{\alpha_t}{\beta_t} + \frac{1}{1-\bar\alpha_{t-1}},\quad
+#   B = \frac{\sqrt{\alpha_t}}{\beta_t}\,x_t + \frac{\sqrt{\bar\alpha_{t-1}}}{1-\bar\alpha_{t-1}}\,x_0 .$$
+#
+# Completing the square, $A x^2 - 2Bx = A\,(x - B/A)^2 - B^2/A$: a Gaussian with variance $1/A$ and mean $B/A$.
+# Since $\alpha_t(1-\bar\alpha_{t-1}) + \beta_t = 1 - \bar\alpha_t$, $A = \frac{1-\bar\alpha_t}{\beta_t(1-\bar\alpha_{t-1})}$, and
+# (eqs. 6–7)
+#
+# $$q(x_{t-1} \mid x_t, x_0) = \mathcal{N}\!\left(x_{t-1};\ \tilde\mu_t(x_t, x_0),\ \tilde\beta_t I\right),\qquad
+#   \tilde\beta_t = \frac1A = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t ,$$
+# $$\tilde\mu_t(x_t, x_0) = \frac BA = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0
+#   + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t .$$
 #
 # Training (notebook 04 onwards) pushes the model's reverse step $p_\theta(x_{t-1} \mid x_t)$ towards this
 # posterior. Written inline with $\bar\alpha_0 = 1$:
@@ -375,6 +429,46 @@ def posterior_inline(betas, x0, x_t, t):
 
 mean_100, var_100 = posterior_inline(betas, 0.5, 0.2, 100)
 print(f"q(x_100 | x_101 = 0.2, x_0 = 0.5): mean {mean_100:.5f}, variance {var_100:.6f} (beta_101 = {betas[100]:.6f})")
+
+# %% [markdown]
+# Check the algebra without redoing it: on a fine grid of $x_{t-1}$, multiply the two Gaussian densities we
+# started from, normalise the product numerically so it integrates to 1, and compare it with the density
+# $\mathcal{N}(\tilde\mu_t, \tilde\beta_t)$ from the formula, at several $t$. A wrong coefficient (a missing
+# square root, $\bar\alpha_t$ for $\bar\alpha_{t-1}$) moves or widens the curve, and the check fails.
+
+# %%
+def normal_pdf(x, mean, var):
+    return np.exp(-0.5 * (x - mean) ** 2 / var) / np.sqrt(2 * np.pi * var)
+
+
+abar64 = np.cumprod(1.0 - betas)
+abar_prev64 = np.append(1.0, abar64[:-1])
+x0_val, xt_val = 0.5, 0.2
+gaps = {}
+fig, axes = plt.subplots(1, 4, figsize=(13, 2.8))
+for ax, t in zip(axes, (1, 10, 100, 999)):  # 0-indexed: x_t is the paper's x_{t+1}
+    mean, var = posterior_inline(betas, x0_val, xt_val, t)
+    grid = np.linspace(mean - 8 * np.sqrt(var), mean + 8 * np.sqrt(var), 4001)
+    product = (normal_pdf(xt_val, np.sqrt(1.0 - betas[t]) * grid, betas[t])  # q(x_t | x_{t-1} = grid), eq. 2
+               * normal_pdf(grid, np.sqrt(abar_prev64[t]) * x0_val, 1.0 - abar_prev64[t]))  # q(x_{t-1} | x_0), eq. 4
+    product /= np.trapezoid(product, grid)
+    formula = normal_pdf(grid, mean, var)
+    gap = np.abs(product - formula).max() / formula.max()
+    ax.plot(grid, product, lw=4, alpha=0.4, label="normalised product")
+    ax.plot(grid, formula, "k--", lw=1, label=r"$\mathcal{N}(\tilde\mu_t, \tilde\beta_t)$")
+    ax.set(title=f"t = {t + 1}: largest gap {gap:.1e}", xlabel="$x_{t-1}$", yticks=[])
+    gaps[t] = gap
+axes[0].legend(fontsize=7)
+fig.tight_layout()
+plt.show()
+
+# %%
+# The formula is the normalised product, up to the grid's integration error, at every t.
+assert all(gap < 1e-5 for gap in gaps.values()), gaps
+
+# %% [markdown]
+# The package precomputes the same coefficients once, in float64, as `posterior_mean_coef1`,
+# `posterior_mean_coef2` and `posterior_variance` (`q_posterior_mean_variance`):
 
 # %%
 for t in (1, 100, 999):
@@ -415,11 +509,59 @@ assert abs(scatter / float(linear.posterior_variance[t]) - 1) < 5 * np.sqrt(2 / 
 #   the variance stays at 1.
 # - $\bar\alpha_t = \prod_s (1-\beta_s)$ says how much signal is left; eq. 4 samples $x_t$ in one jump
 #   (`q_sample`), and it matches 1000 chained steps in mean, variance and distribution.
-# - Given $x_0$, the reverse step is Gaussian with a known mean and variance (eqs. 6–7,
-#   `q_posterior_mean_variance`): the target the network will learn.
+# - What a noised image looks like depends on its signal-to-noise ratio; the schedule decides when each
+#   ratio is reached.
+# - Given $x_0$, the reverse step is Gaussian (eqs. 6–7, `q_posterior_mean_variance`), by completing the
+#   square in the product of eqs. 2 and 4: the target the network will learn.
 #
-# The network must denoise at *every* noise level with one set of weights, so it needs to be told
-# which step it is at. That is the next notebook.
+# The network will denoise at every noise level with one set of weights. How does it know which level it is
+# at? It can be told $t$, and it can also read the noise off the image: the next notebook looks at both.
+#
+# ## Exercises
+#
+# 1. **Break the posterior.** In `posterior_inline`, replace `np.sqrt(1.0 - betas[t])` by `(1.0 - betas[t])`
+#    (a forgotten square root) and rerun the grid check of section 7. Which $t$ fail, and why is the gap
+#    largest where $\beta_t$ is largest? Then try `abar_prev[t]` → `abar[t]` in `coef1`.
+# 2. **Without the shrink.** Suppose each step only added noise, $x_t = x_{t-1} + \sqrt{\beta_t}\,\epsilon$
+#    (a "variance-exploding" process). With the linear schedule and $\operatorname{Var}[x_0] = 1$, what is
+#    $\operatorname{Var}[x_T]$? Write your number below; the next cell checks it by simulation.
+# 3. **Half the signal.** At which paper step $t$ does $\mathrm{SNR}(t)$ first fall below 1 for the linear
+#    schedule, and for the cosine one? Work it out from `alphas_cumprod`, then check it in the widget.
+
+# %%
+var_T_answer = None  # exercise 2: your number for Var[x_T]
+snr_below_one = {"linear": None, "cosine": None}  # exercise 3: the paper's t (1 .. 1000) for each schedule
+
+# %%
+if var_T_answer is not None:
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal(20_000)
+    for beta in betas:
+        x = x + np.sqrt(beta) * rng.standard_normal(x.shape)
+    print(f"simulated Var[x_T] = {x.var():.2f}")
+    assert abs(var_T_answer / x.var() - 1) < 0.05, "not quite: add up the variance each step contributes"
+for name, answer in snr_below_one.items():
+    if answer is not None:
+        s_ = dict(linear=linear, cosine=cosine)[name]
+        assert snr(s_)[answer - 1] < 1 <= (snr(s_)[answer - 2] if answer > 1 else np.inf), f"{name}: not quite"
+        print(f"{name}: correct")
+
+# %% [markdown]
+# ## Go further
+#
+# - The paper, section 2 (eqs. 1–7) and its Appendix A (the bound rewritten with these posteriors).
+# - Lilian Weng, [What are diffusion models?](https://lilianweng.github.io/posts/2021-07-11-diffusion-models/)
+#   (the same derivations, with the bound).
+# - Nichol & Dhariwal (2021), *Improved DDPM* ([arXiv:2102.09672](https://arxiv.org/abs/2102.09672)),
+#   section 3.2: why the cosine schedule.
+# - Kingma et al. (2021), *Variational Diffusion Models* ([arXiv:2107.00630](https://arxiv.org/abs/2107.00630)):
+#   the schedule seen as a function of the SNR alone.
+# - Karras et al. (2022), *EDM* ([arXiv:2206.00364](https://arxiv.org/abs/2206.00364)): the same process
+#   written with a noise level $\sigma$ instead of $t$, and how to choose the levels.
+# - Song, Meng & Ermon (2021), *DDIM* ([arXiv:2010.02502](https://arxiv.org/abs/2010.02502)): the same
+#   marginals $q(x_t \mid x_0)$ from a non-Markovian forward process, hence a faster sampler (notebook 07).
+# - Ho & Salimans (2022), *Classifier-free guidance* ([arXiv:2207.12598](https://arxiv.org/abs/2207.12598)):
+#   steering samples towards a class.
 #
 # **Next:** [02 — The sinusoidal timestep embedding](02_sinusoidal_embedding.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/02_sinusoidal_embedding.ipynb)

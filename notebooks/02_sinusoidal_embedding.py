@@ -15,11 +15,12 @@
 #
 # Part 2 of **nanoJaxDDPM** (DDPM, Ho et al. 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)).
 # In [notebook 01](01_forward_process.ipynb) we built the forward process. The model that reverses it is
-# one network $\epsilon_\theta(x_t, t)$ that predicts the noise in $x_t$ at *every* step $t$. Its weights
-# are shared across all 1000 steps, so $t$ must be an input.
+# one network $\epsilon_\theta(x_t, t)$ that predicts the noise in $x_t$ at *every* step $t$, with one set of
+# weights for all 1000 steps. DDPM tells it the step $t$. Does it have to?
 #
 # **What you will learn**
-# - why the best noise prediction depends on $t$, shown on a dataset of two points;
+# - why the best noise prediction depends on the noise level, shown on a dataset of two points, and how much of
+#   that level an image gives away by itself (enough that a UNet can be trained without $t$);
 # - the sinusoidal embedding of $t$ (the Transformer's position encoding, as the official DDPM code writes it),
 #   derived, written inline and checked against `nanoddpm_utils.embedding.timestep_embedding`;
 # - what it looks like: a heatmap over $t$, and the similarity between timesteps, which depends only on
@@ -66,7 +67,7 @@ SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink
 print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
 
 # %% [markdown]
-# ## 1. Why the network needs $t$
+# ## 1. Does the network need $t$?
 #
 # Take the smallest dataset there is: one pixel that is either $-1$ or $+1$ with equal probability.
 # Noise it with eq. 4, $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$. The best possible
@@ -125,8 +126,79 @@ for t, (centre, mean_eps, mean_formula, se) in curves.items():
 assert abs(float(best_eps(0.5, 50) - best_eps(0.5, 500))) > 0.3
 
 # %% [markdown]
-# A network that did not see $t$ would have to settle for one curve, a compromise that is wrong at every
-# noise level. So $\epsilon_\theta$ takes $t$ as an input. But how? One could feed the number $t/T$, but
+# For this one-pixel dataset the value $x_t = 0.5$ can come from any step, and the best answer depends on which:
+# a network that saw only $x_t$ would have to settle for one compromise curve, wrong at every noise level.
+# **For a single pixel, the network needs $t$.**
+#
+# Images are different. They have many pixels, and noise does not look like an image: neighbouring pixels of
+# a photo are nearly equal, while the noise is independent from pixel to pixel. So the noise level can be
+# read off $x_t$ alone. A classic estimator: cut the image into 2×2 blocks $\begin{smallmatrix}a & b\\ c & d\end{smallmatrix}$
+# and take $h = (a - b - c + d)/2$, the block's "checkerboard" component. A smooth image contributes almost
+# nothing to $h$; independent noise of standard deviation $\sigma$ gives $h \sim \mathcal{N}(0, \sigma^2)$ (four
+# terms of variance $\sigma^2/4$). The median of $|h|$ over the blocks, divided by 0.6745 (the median of $|z|$
+# for $z \sim \mathcal{N}(0, 1)$), estimates $\sigma$, and in $x_t$ the noise has $\sigma_t = \sqrt{1-\bar\alpha_t}$.
+#
+# We try it on grey 64×64 images cut from the two photos that ship with scikit-learn (128×128 crops, averaged
+# over 2×2 blocks, as datasets of small images are made), and on the 8×8 digits.
+
+# %%
+from sklearn.datasets import load_digits, load_sample_images
+
+
+def estimate_sigma(x):
+    """Noise standard deviation of each image in a batch (N, H, W), from its 2x2 checkerboard components."""
+    h = (x[:, 0::2, 0::2] - x[:, 0::2, 1::2] - x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) / 2  # (N, H/2, W/2)
+    return np.median(np.abs(h).reshape(len(x), -1), axis=1) / 0.6745
+
+
+rng = np.random.default_rng(0)
+photos = [im.mean(-1) / 127.5 - 1 for im in load_sample_images().images]  # grey, in [-1, 1]
+corners = rng.integers(0, [427 - 128, 640 - 128], (200, 2))  # both photos are 427 x 640
+photo_crops = np.stack([photos[k % 2][i:i + 128, j:j + 128].reshape(64, 2, 64, 2).mean(axis=(1, 3))
+                        for k, (i, j) in enumerate(corners)])  # (200, 64, 64)
+digit_images = load_digits().images[:200] / 8.0 - 1.0  # (200, 8, 8)
+
+sigmas = np.asarray(schedule.sqrt_one_minus_alphas_cumprod, np.float64)
+abar = np.asarray(schedule.alphas_cumprod, np.float64)
+check_t = np.array([5, 10, 20, 50, 100, 200, 300, 500, 999])
+estimates = {}  # name -> (len(check_t), 200) estimated sigma
+for name, x0_images in (("photos, 64x64", photo_crops), ("digits, 8x8", digit_images)):
+    estimates[name] = np.stack([
+        estimate_sigma(np.sqrt(abar[t]) * x0_images + sigmas[t] * rng.standard_normal(x0_images.shape))
+        for t in check_t])
+
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot(sigmas[check_t], sigmas[check_t], "k--", lw=1, label="perfect estimate")
+for k, (name, est) in enumerate(estimates.items()):
+    lo, mid, hi = np.percentile(est, [10, 50, 90], axis=1)
+    ax.errorbar(sigmas[check_t] * (1 + 0.03 * k), mid, [mid - lo, hi - mid], fmt="o", capsize=3, label=name)
+ax.set(xscale="log", yscale="log", xlabel=r"true noise level $\sigma_t = \sqrt{1-\bar\alpha_t}$",
+       ylabel=r"estimated from $x_t$ alone", title="median and 10-90% range over 200 images")
+ax.legend()
+plt.show()
+
+# %%
+photo_err = np.median(estimates["photos, 64x64"], axis=1) / sigmas[check_t] - 1
+digit_err = np.median(estimates["digits, 8x8"], axis=1) / sigmas[check_t] - 1
+print("median relative error, photos:", np.round(photo_err, 3))
+print("median relative error, digits:", np.round(digit_err, 3))
+# Photos: the noise level is read off x_t within 10% at every step from t = 51 (sigma = 0.17) on ...
+assert np.all(np.abs(photo_err[check_t >= 50]) < 0.1)
+# ... while on 8x8 digits the sharp strokes look like noise: at low noise the estimate is off by a factor of 2+.
+assert np.all(digit_err[check_t <= 20] > 1.0)
+
+# %% [markdown]
+# On photos the noise level is *visible* in $x_t$ from a few percent of the way in (below that, the photo's own
+# fine texture passes for noise); on the 8×8 digits, whose sharp strokes look like noise, much later. So a UNet
+# can learn to infer it: fast.ai's course
+# ([course22p2](https://github.com/fastai/course22p2), notebook `17_DDPM_v2-no-t.ipynb`) trains a DDPM UNet
+# whose $t$ input is always zero. Telling the network $t$ remains useful:
+# it is exact where the image is ambiguous (low noise on images with sharp detail, like our 8×8 digits, and
+# small images with few pixels to average over), it costs almost nothing, and it lets one set of weights
+# behave differently at each noise level. DDPM gives it; later models condition on the noise level $\sigma$
+# itself (EDM, Karras et al. 2022).
+#
+# How should a number like $t$ enter a network? One could feed $t/T$, but
 # networks are slow to learn functions that change quickly with a single scalar input (their "spectral
 # bias", the reason behind Fourier features). DDPM (section 4: "parameters are shared across time, which is
 # specified to the network using the Transformer sinusoidal position embedding") encodes $t$ with sines and
@@ -240,11 +312,7 @@ assert np.all(np.abs(np.argmax(s_off, axis=1) - np.arange(T)) == 1)
 # similar that code is to the code of every other step.
 
 # %%
-shown = []
-
-
 def show_embedding(t):
-    shown.append(t)
     fig, axes = plt.subplots(2, 1, figsize=(10, 4.5))
     axes[0].bar(np.arange(dim), emb[t], color=["C0"] * h + ["C1"] * h)
     axes[0].set(title=f"emb(t = {t}): sines (blue), cosines (orange)", ylim=(-1.1, 1.1))
@@ -255,16 +323,7 @@ def show_embedding(t):
     return fig
 
 
-widget = viz.slider(show_embedding, max=T - 1, value=100)
-widget
-
-# %%
-slider_, image = widget.children
-assert (slider_.min, slider_.max, slider_.value) == (0, T - 1, 100) and shown == [100]
-first = bytes(image.value)  # the rendered figure
-assert first.startswith(b"\x89PNG")
-slider_.value = 700
-assert shown == [100, 700] and bytes(image.value).startswith(b"\x89PNG") and bytes(image.value) != first
+viz.slider(show_embedding, max=T - 1, value=100)
 
 # %% [markdown]
 # ## 5. From embedding to conditioning vector: the time MLP
@@ -308,11 +367,51 @@ assert float(jnp.linalg.norm(temb[1:] - temb[:-1], axis=1).min()) > 1e-3
 # %% [markdown]
 # ## Summary
 #
-# - The best denoiser differs from one noise level to the next, so the network is told $t$.
+# - The best denoiser differs from one noise level to the next. A single pixel does not reveal its noise level;
+#   an image mostly does (a UNet can be trained without $t$), except at low noise on sharp or tiny images.
+#   DDPM tells the network $t$: exact, cheap, and one less thing to learn.
 # - $t$ enters as $h$ sines and $h$ cosines of geometrically spaced frequencies: every step gets a distinct
 #   code of the same length, and the similarity of two codes depends only on how far apart the steps are.
 # - A two-layer MLP (`TimeEmbedding`) turns the code into a $4\cdot ch$ vector, which every ResBlock projects
 #   and adds to its channels.
+#
+# ## Exercises
+#
+# 1. **Bigger images, better estimates.** Rerun the noise-level experiment of section 1 with 32×32 and 128×128
+#    images cut from the photos. How does the smallest $t$ at which the estimate is within 10% move, and why
+#    (how many 2×2 blocks does the median see)?
+# 2. **Interleaved or not.** The Transformer paper interleaves the sines and cosines,
+#    $[\sin(t\omega_0), \cos(t\omega_0), \sin(t\omega_1), \dots]$. Write `interleaved(t, dim)` below. Its
+#    coordinates are a permutation of ours, so the cosine-similarity matrix of section 4 must not change: the
+#    next cell checks both.
+# 3. **Too few frequencies.** With `dim = 8`, which pairs of steps in $[0, 1000)$ get nearly the same code
+#    (cosine similarity above 0.99)? What would that mean for a network that must tell them apart?
+
+# %%
+def interleaved(t, dim):
+    """Exercise 2: the Transformer's ordering [sin w_0, cos w_0, sin w_1, cos w_1, ...]; replace the line below."""
+    return None
+
+
+# %%
+answer = interleaved(ts, dim)
+if answer is not None:
+    np.testing.assert_allclose(np.sort(np.asarray(answer), axis=1), np.sort(np.asarray(emb), axis=1), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(answer[:, 0::2]), np.asarray(emb[:, :h]), atol=1e-5)  # sines first
+    u = answer / jnp.linalg.norm(answer, axis=1, keepdims=True)
+    np.testing.assert_allclose(u @ u.T, similarity, atol=1e-4)
+    print("correct: the same code, reordered, and the same similarities")
+
+# %% [markdown]
+# ## Go further
+#
+# - The paper, section 4 and Appendix B (how $t$ enters the network).
+# - Vaswani et al. (2017), *Attention is all you need*, section 3.5: the sinusoidal position encoding.
+# - Tancik et al. (2020), *Fourier features let networks learn high frequency functions*
+#   ([arXiv:2006.10739](https://arxiv.org/abs/2006.10739)): why sinusoids of $t$ beat $t$ itself.
+# - Karras et al. (2022), *EDM* ([arXiv:2206.00364](https://arxiv.org/abs/2206.00364)), section 5: conditioning
+#   on the noise level $\log\sigma$ instead of $t$. Improved DDPM (Nichol & Dhariwal 2021) and DDIM keep DDPM's
+#   embedding; classifier-free guidance (Ho & Salimans 2022) adds a class embedding beside it.
 #
 # **Next:** [03 — The UNet](03_unet.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/03_unet.ipynb)

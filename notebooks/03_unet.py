@@ -26,7 +26,7 @@
 # > specified by adding the Transformer sinusoidal position embedding into each residual block.
 #
 # **What you will learn**
-# - why our images are channels-last, `(H, W, C)`, and what that buys on a CPU;
+# - the whole network at a glance, drawn from its configuration;
 # - each building block, written out and checked against `nanoddpm_utils.layers` / `nanoddpm_utils.unet`:
 #   group normalisation, the residual block with its time input, self-attention, down- and up-sampling;
 # - how skip connections join them into a UNet, with every block's output shape traced;
@@ -55,7 +55,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import os
-import time
 
 import equinox as eqx
 import jax
@@ -63,111 +62,33 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from nanoddpm_utils import viz
 from nanoddpm_utils.config import PRESETS, get_preset
-from nanoddpm_utils.layers import Conv2d, GroupNorm
+from nanoddpm_utils.layers import GroupNorm
 from nanoddpm_utils.unet import AttnBlock, Downsample, ResBlock, Upsample, count_params, make_model
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
 print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
 
 # %% [markdown]
-# ## 1. Channels last: `(H, W, C)`
+# ## 1. The whole network, drawn from its config
 #
-# Every function in the package acts on **one** example, and images are stored channels-last: a colour
-# image is `(H, W, C)` and a batch `(N, H, W, C)`, made with `jax.vmap`. Equinox's `Conv2d` and `GroupNorm`
-# are channels-first `(C, H, W)`, like PyTorch, so the package has its own small channels-last
-# versions (`nanoddpm_utils.layers`). Two reasons:
-#
-# - it is the native layout of TPUs, which Colab offers for training on CIFAR-10 later in the course;
-# - on XLA:CPU a channels-first convolution inside a `lax.scan` body (which is how we will run training steps
-#   and the sampler) runs **10× or more slower** than the same convolution outside it, while channels-last is
-#   unaffected ([jax-ml/jax#12868](https://github.com/jax-ml/jax/issues/12868), still open).
-#
-# First, the layout changes nothing about the maths: our `Conv2d` (weights `(kh, kw, in, out)`) computes
-# exactly what Equinox's channels-first `Conv2d` (weights `(out, in, kh, kw)`) computes, after transposes.
+# Before the parts, the whole: here is the UNet of the `digits` preset, the one the course trains on a CPU,
+# drawn from its `ModelConfig` by `viz.draw_unet`. The input $x_t$ enters at the top left; each level halves
+# the resolution on the way down (left) and doubles it on the way up (right); every output on the way down is
+# also handed across (dashed) and concatenated to the input of a block on the way up. Each box shows its
+# input → output channels. Every function in the package acts on **one** channels-last image `(H, W, C)`;
+# batches are made with `jax.vmap` (why channels-last: [appendix A1](A1_jax_speed.ipynb)).
 
 # %%
-key = jax.random.key(0)
-conv = Conv2d(16, 32, kernel_size=3, key=key)  # ours: x (H, W, 16) -> (H, W, 32)
-eqx_conv = eqx.nn.Conv2d(16, 32, kernel_size=3, padding=1, key=key)  # Equinox: x (16, H, W) -> (32, H, W)
-eqx_conv = eqx.tree_at(lambda c: (c.weight, c.bias), eqx_conv,
-                       (conv.weight.transpose(3, 2, 0, 1), conv.bias[:, None, None]))
-
-x = jax.random.normal(jax.random.key(1), (8, 8, 16))  # one channels-last image
-y = conv(x)
-print(conv.weight.shape, eqx_conv.weight.shape, y.shape)
-
-# %%
-assert y.shape == (8, 8, 32)
-np.testing.assert_allclose(y, eqx_conv(x.transpose(2, 0, 1)).transpose(1, 2, 0), rtol=1e-5, atol=1e-5)
+digits_config = get_preset("digits").model
+print(digits_config)
+viz.draw_unet(digits_config)
+plt.show()
 
 # %% [markdown]
-# Now the cost. Apply one 3×3 convolution ten times, once as ten separate calls and once as a `lax.scan`
-# whose body is the convolution, in each layout (timings from this machine; on a GPU or TPU the gap is absent).
-
-# %%
-def conv_timings(layout, batch, size, channels, steps):
-    """Seconds per convolution, called alone and inside a lax.scan, for 'NCHW' or 'NHWC'."""
-    if layout == "NCHW":
-        x, w, dims = jnp.ones((batch, channels, size, size)), jnp.ones((channels, channels, 3, 3)), ("NCHW", "OIHW", "NCHW")
-    else:
-        x, w, dims = jnp.ones((batch, size, size, channels)), jnp.ones((3, 3, channels, channels)), ("NHWC", "HWIO", "NHWC")
-    w = w / (9 * channels)
-
-    def apply(h):
-        return jax.lax.conv_general_dilated(h, w, (1, 1), "SAME", dimension_numbers=dims)
-
-    alone = jax.jit(apply)
-    scanned = jax.jit(lambda h: jax.lax.scan(lambda c, _: (apply(c), None), h, length=steps)[0])
-    alone(x).block_until_ready()  # compile both first
-    scanned(x).block_until_ready()
-    start = time.perf_counter()
-    for _ in range(steps):
-        out_alone = alone(x).block_until_ready()
-    t_alone = (time.perf_counter() - start) / steps
-    start = time.perf_counter()
-    out_scan = scanned(x).block_until_ready()
-    return t_alone, (time.perf_counter() - start) / steps, out_alone, out_scan
-
-
-shape = dict(batch=2, size=16, channels=32, steps=3) if SMOKE else dict(batch=8, size=32, channels=64, steps=10)
-results = {layout: conv_timings(layout, **shape) for layout in ("NCHW", "NHWC")}
-for layout, (t_alone, t_scan, _, _) in results.items():
-    print(f"{layout}: {1e3 * t_alone:7.1f} ms per conv alone, {1e3 * t_scan:7.1f} ms inside lax.scan")
-
-# %%
-# Both layouts compute the same numbers (timings vary by machine, so they are printed, not asserted).
-_, _, alone_nchw, scan_nchw = results["NCHW"]
-_, _, alone_nhwc, scan_nhwc = results["NHWC"]
-np.testing.assert_allclose(alone_nchw.transpose(0, 2, 3, 1), alone_nhwc, rtol=1e-5)
-np.testing.assert_allclose(scan_nchw.transpose(0, 2, 3, 1), scan_nhwc, rtol=1e-4, atol=1e-6)
-
-# %% [markdown]
-# Those timings are for the forward pass. Training also needs the gradient with respect to the weights,
-# and on XLA:CPU that gradient falls off the fast path inside a loop even when channels-last (the same
-# issue). Matrix multiplications do not, so on a CPU the package's `Conv2d` (with its default
-# `impl="auto"`) computes a convolution as **one matmul**: stack the 9 shifted copies of the image along
-# the channel axis ("im2col"), then multiply by the weights reshaped to `(9 C_in, C_out)`. On a GPU or TPU
-# it uses XLA's convolution. Both give the same numbers:
-
-# %%
-def conv_as_matmul(x, w):
-    """A 3x3 "SAME" convolution with stride 1, as one matmul over the 9 shifted copies of x (im2col)."""
-    H, W, cin = x.shape
-    kh, kw, _, cout = w.shape
-    xp = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))  # one pixel of zeros around the image
-    patches = jnp.concatenate([xp[i:i + H, j:j + W] for i in range(kh) for j in range(kw)], axis=-1)  # (H, W, 9 cin)
-    return patches @ w.reshape(kh * kw * cin, cout)
-
-
-conv_xla = Conv2d(16, 32, key=key, impl="xla")
-conv_mm = Conv2d(16, 32, key=key, impl="matmul")
-x = jax.random.normal(jax.random.key(1), (8, 8, 16))
-print(conv_as_matmul(x, conv_xla.weight).shape)
-
-# %%
-np.testing.assert_allclose(conv_as_matmul(x, conv_xla.weight), conv_xla(x), rtol=1e-4, atol=1e-5)  # bias is 0
-np.testing.assert_allclose(conv_mm(x), conv_xla(x), rtol=1e-4, atol=1e-5)
+# Sections 2 to 5 build each kind of box; section 6 joins them exactly as drawn, and checks the drawing's
+# channels against the real model's weights.
 
 # %% [markdown]
 # ## 2. Group normalisation
@@ -331,8 +252,6 @@ np.testing.assert_allclose(up(small), up.conv(nearest), rtol=1e-5, atol=1e-5)
 #
 # Here is the forward pass written out, logging every block's output. The model is the `digits` preset, the
 # one the course trains on a CPU: 8×8 grey images, `ch = 32`, two levels (8×8 and 4×4), attention at 4×4.
-# (Building a model takes a few seconds on a CPU: JAX compiles the random initialiser for each new
-# weight shape.)
 
 # %%
 def unet_forward(model, x, t, log=lambda name, module, h: None):
@@ -393,6 +312,10 @@ print_table(rows)
 np.testing.assert_allclose(out, rmodel(x, jnp.array(10)), rtol=1e-4, atol=1e-4)  # the inline pass is the model's
 assert out.shape == x.shape  # the noise prediction has the image's shape
 assert sum(n for *_, n in rows) == count_params(model) == 701_345  # every parameter is in the table
+# The drawing of section 1 has the traced network's ResBlocks, in order, with their widths and resolutions.
+drawn = [(b.resolution, b.out_ch) for b in viz.unet_layout(digits_config) if b.name == "ResBlock"]
+traced = [(shape[0], shape[-1]) for name, shape, _ in rows if "ResBlock" in name and not name.startswith("mid")]
+assert drawn == traced, (drawn, traced)
 # Batches go through jax.vmap: the model itself only ever sees one image.
 batch_out = eqx.filter_jit(lambda m, xs, ts: jax.vmap(m)(xs, ts))(model, jnp.zeros((5, 8, 8, 1)), jnp.arange(5))
 assert batch_out.shape == (5, 8, 8, 1)
@@ -449,8 +372,8 @@ assert by_res[32] < by_res[16] and by_res[32] < by_res[4]
 # ## 8. The presets
 #
 # The package's presets (`nanoddpm_utils.config`) differ from the paper's model in a few fields. The paper's
-# model needs an accelerator and days; `nano_cifar10` trains on CIFAR-10 in about an hour on a Colab
-# accelerator; `digits` trains on scikit-learn's 8×8 digits in minutes on a CPU; `smoke` only exists for tests.
+# model needs an accelerator for days; `nano_cifar10` is a CIFAR-10 model sized for one Colab accelerator;
+# `digits` trains on scikit-learn's 8×8 digits on a CPU (notebook 04); `smoke` only exists for tests.
 
 # %%
 print(f"{'preset':14} {'image':>9} {'ch':>4} {'ch_mult':>13} {'blocks':>6} {'attn at':>8} {'dropout':>7} {'parameters':>12}")
@@ -470,15 +393,49 @@ assert get_preset("paper_cifar10").model.attn_resolutions == (16,) and get_prese
 # %% [markdown]
 # ## Summary
 #
-# - Images are channels-last `(H, W, C)`, one example per call, batched with `vmap`; on a CPU this, and
-#   computing convolutions as matmuls (im2col), keeps them fast inside `lax.scan`.
+# - The UNet maps $x_t$ (and $t$) to a noise prediction of the same shape: down through levels of halving
+#   resolution, a middle at the lowest one, back up, with skip connections across the "U". Every function
+#   acts on one channels-last image `(H, W, C)`, batched with `vmap`.
 # - A ResBlock is GroupNorm, swish, conv, **plus a per-channel shift from the time embedding**, then GroupNorm,
 #   swish, dropout, conv, added to a skip path; self-attention relates all positions at 16×16; strided
-#   convolutions and nearest-neighbour upsampling change resolution; skip connections carry each level's
-#   activations across the "U".
+#   convolutions and nearest-neighbour upsampling change resolution.
 # - The paper's model has 35,746,307 parameters (35.7M), most of them at the low resolutions.
+#
+# ## Exercises
+#
+# 1. **Draw and count.** Make a `ModelConfig` with three levels for the 8×8 digits (`ch_mult=(1, 2, 2)`,
+#    `attn_resolutions=(2,)`), draw it with `viz.draw_unet`, and predict its parameter count before you build
+#    it (`count_params(eqx.filter_eval_shape(make_model, config, key=...))`). Which level holds most of them?
+# 2. **The identity at initialisation.** A fresh ResBlock with equal input and output widths is the identity
+#    (section 3), because `conv2` starts at zero. Is a fresh *UNet* the identity too? Predict what
+#    `model(x, t)` returns for the freshly built `digits` model, then check it below.
+# 3. **A UNet without skips.** Replace the `jnp.concatenate([h, skip])` in `unet_forward` by `h` alone: which
+#    weights no longer fit, and what information could the output side no longer see?
+
+# %%
+fresh_output = None  # exercise 2: replace with your prediction, e.g. "x", "zeros" or "noise"
+
+# %%
+if fresh_output is not None:
+    actual = model(x, jnp.array(10))
+    expected = {"x": x, "zeros": jnp.zeros_like(x)}.get(fresh_output)
+    assert expected is not None and np.allclose(actual, expected, atol=1e-6), \
+        "not quite: look at how conv_out is initialised"
+    print("correct")
+
+# %% [markdown]
+# ## Go further
+#
+# - The paper, Appendix B (the architecture) and the official `models/unet.py`.
+# - Ronneberger et al. (2015), *U-Net* ([arXiv:1505.04597](https://arxiv.org/abs/1505.04597)); Salimans et al.
+#   (2017), *PixelCNN++*, the backbone DDPM adapts.
+# - Nichol & Dhariwal (2021), *Improved DDPM*, and Dhariwal & Nichol (2021), *Diffusion models beat GANs*
+#   ([arXiv:2105.05233](https://arxiv.org/abs/2105.05233)), section 3: more heads, attention at more
+#   resolutions, BigGAN up/down-sampling, adaptive group norm (the time embedding as a scale and a shift).
+# - Karras et al. (2022), *EDM*: the network wrapped in input and output scalings ("preconditioning").
+# - Why channels-last, and how the convolutions run fast inside loops: [appendix A1](A1_jax_speed.ipynb).
 #
 # We have the forward process, the time embedding and the network. Next: the loss that trains it.
 #
-# **Next:** [04 — Training: the loss, Algorithm 1 and a fast training loop](04_training_loop.ipynb) ·
+# **Next:** [04 — Training](04_training_loop.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/04_training_loop.ipynb)
