@@ -416,17 +416,19 @@ for ax, (abar, (bin_x, bin_eps, bin_pred, _)) in zip(axes, score_check.items()):
     ax.axvline(-np.sqrt(abar), color="gray", lw=0.6), ax.axvline(np.sqrt(abar), color="gray", lw=0.6)
     ax.set(xlabel=r"$x_t$", title=rf"$\bar\alpha_t$ = {abar}")
 axes[0].set_ylabel(r"$\epsilon^*(x_t)$")
-axes[0].legend(fontsize=8)
+axes[2].legend(fontsize=8, loc="upper left")
 fig.tight_layout()
 plt.show()
 for abar, (_, bin_eps, bin_pred, std_err) in score_check.items():
-    print(f"abar = {abar}: largest |binned mean of eps - of eps*| {np.abs(bin_eps - bin_pred).max():.4f}, "
-          f"in standard errors {np.max(np.abs(bin_eps - bin_pred) / std_err):.1f}")
+    print(f"abar = {abar}: largest |binned mean of eps - of eps*| {np.abs(bin_eps - bin_pred).max():.4f} "
+          f"(a bin's Monte Carlo standard error: about {np.median(std_err):.4f})")
 
 # %%
 for abar, (_, bin_eps, bin_pred, std_err) in score_check.items():
-    # within 5 standard errors (90 bins in all: by chance, odds ~1e-5), + 1e-4 for float32 rounding
-    assert np.all(np.abs(bin_eps - bin_pred) < 5 * std_err + 1e-4), abar
+    # Within 5 standard errors (90 bins in all: by chance, odds ~1e-5), + 0.002: where one data point is almost
+    # certain, the other's rare draws (a few per bin, or none) make the estimated standard error itself unreliable.
+    # A wrong scale or sign of eps* is off by 0.1 or more.
+    assert np.all(np.abs(bin_eps - bin_pred) < 5 * std_err + 2e-3), abar
 
 # %% [markdown]
 # The grey lines mark the two (scaled) data points $\pm\sqrt{\bar\alpha_t}$. The best noise guess points from the
