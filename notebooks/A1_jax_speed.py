@@ -91,7 +91,7 @@ def max_abs_diff(a, b):
 
 
 def bar_chart(labels, ms, title, xlabel="ms"):
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(labels)))
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.45 * len(labels)))
     ax.barh(labels, ms, color=[f"C{i}" for i in range(len(labels))])
     ax.set(xlabel=xlabel, title=title)
     fig.tight_layout()
