@@ -632,7 +632,7 @@ np.testing.assert_allclose(rows[-1]["lr"], tc.lr, rtol=1e-6)  # warmup is over
 # Gaussian it would be optimal: $\hat\epsilon(x_t) = \sqrt{1-\bar\alpha_t}\,(\bar\alpha_t\Sigma + (1-\bar\alpha_t) I)^{-1}
 # (x_t - \sqrt{\bar\alpha_t}\,\mu)$. A network that has learned something about digits beyond their mean and covariance
 # beats it. We score both, and the model the course ships (`pretrained.load("digits")`, the same preset trained to
-# the end), on the 360 test digits, each noised at the same 20 values of $t$ with the same noise.
+# the end), on the 360 test digits, each noised at the same 20 values of $t$ (spread evenly) with the same noise.
 
 # %%
 test01 = to_model_range(jnp.asarray(load_digits("test")))  # (360, 8, 8, 1), never trained on
@@ -650,7 +650,7 @@ def net_error(model, x_t, t, noise):
 def per_t_losses(model, schedule, n_t=20, key=jax.random.key(4)):
     """Held-out L_simple of `model` and of the linear denoiser at n_t values of t spread over 0 .. T-1."""
     T_ = schedule.num_timesteps
-    ts_ = np.linspace(0, T_ - 1, n_t).round().astype(int)
+    ts_ = ((np.arange(n_t) + 0.5) * T_ / n_t).astype(int)  # the midpoints of n_t equal slices of 0 .. T-1
     noise = jax.random.normal(key, (n_t,) + test01.shape)
     net, lin = [], []
     for t, e in zip(ts_, noise):
@@ -679,10 +679,10 @@ plt.show()
 
 # %%
 ts_, net, lin = curves["shipped model"]
-assert net.mean() < 0.85 * lin.mean(), (net.mean(), lin.mean())  # a trained UNet beats the best linear denoiser
+assert net.mean() < 0.9 * lin.mean(), (net.mean(), lin.mean())  # a trained UNet beats the best linear denoiser
 if not SMOKE:  # so does yours, after the full run
     ts_, net, lin = curves["your model (EMA)"]
-    assert net.mean() < 0.85 * lin.mean(), (net.mean(), lin.mean())
+    assert net.mean() < 0.9 * lin.mean(), (net.mean(), lin.mean())
 
 # %% [markdown]
 # Both errors are largest at small $t$, where the noise is faint and hard to tell apart from the digit's own strokes,
