@@ -686,9 +686,10 @@ if not SMOKE:  # so does yours, after the full run
 
 # %% [markdown]
 # Both errors are largest at small $t$, where the noise is faint and hard to tell apart from the digit's own strokes,
-# and vanish at large $t$, where $x_t$ is almost pure noise and predicting $\epsilon$ means little more than returning
-# $x_t$. In between, knowing what digits look like pays, and the networks' errors fall well below the linear
-# denoiser's. (In smoke mode "your model" is a tiny one after a few dozen steps, with its own $T = 50$.)
+# and shrink at large $t$, where $x_t$ is almost pure noise and predicting $\epsilon$ means little more than returning
+# $x_t$: there the linear denoiser is nearly exact, and a network only approaches it. Where the mean over $t$ is won
+# is the small and middle $t$: knowing what digits look like pays. (In smoke mode "your model" is a tiny one after a
+# few dozen steps, with its own $T = 50$.)
 
 # %% [markdown]
 # ## 9. Samples, with and without the EMA
