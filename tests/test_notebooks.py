@@ -28,10 +28,16 @@ def cells(nb):
     return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
 
 
+# The course: 01_name, 02_name, ... in order; then appendices A1_name, A2_name, ... (sorted order keeps them last).
+MAIN = [p for p in NOTEBOOKS if re.fullmatch(r"\d\d_[a-z0-9_]+", p.stem)]
+APPENDIX = [p for p in NOTEBOOKS if re.fullmatch(r"A\d_[a-z0-9_]+", p.stem)]
+
+
 def test_there_are_notebooks():
-    assert NOTEBOOKS, "no notebooks/*.py found"
+    assert MAIN, "no notebooks/NN_name.py found"
     names = [p.stem for p in NOTEBOOKS]
-    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+", n) for n in names), names
+    assert MAIN + APPENDIX == NOTEBOOKS, f"notebook names must be NN_name (course) or AN_name (appendix): {names}"
+    assert [int(p.stem[:2]) for p in MAIN] == list(range(1, len(MAIN) + 1)), "course numbers must run 01, 02, ..."
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
@@ -82,12 +88,18 @@ def test_smoke_switch(py):
     assert 'SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"' in py.read_text()
 
 
-@pytest.mark.parametrize("i", range(len(NOTEBOOKS) - 1), ids=lambda i: NOTEBOOKS[i].stem)
-def test_links_to_the_next_notebook(i):
-    last = jupytext.read(NOTEBOOKS[i]).cells[-1]
-    nxt = NOTEBOOKS[i + 1].stem
+# each course notebook's last cell links to the next one, each appendix's to the next appendix (the last: to 01)
+NEXT = [(a, b) for chain in (MAIN, APPENDIX) for a, b in zip(chain, chain[1:])]
+if APPENDIX and MAIN:
+    NEXT.append((APPENDIX[-1], MAIN[0]))
+
+
+@pytest.mark.parametrize("pair", NEXT, ids=lambda pair: pair[0].stem)
+def test_links_to_the_next_notebook(pair):
+    this, nxt = pair[0], pair[1].stem
+    last = jupytext.read(this).cells[-1]
     assert last.cell_type == "markdown" and f"]({nxt}.ipynb)" in last.source, \
-        f"the last cell of {NOTEBOOKS[i].name} should link to {nxt}.ipynb"
+        f"the last cell of {this.name} should link to {nxt}.ipynb"
     assert sync.colab_url(f"notebooks/{nxt}.ipynb") in last.source
 
 

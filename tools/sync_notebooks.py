@@ -3,8 +3,8 @@
     python tools/sync_notebooks.py           # rewrite the .py files' badges and setup cells, regenerate the .ipynb
     python tools/sync_notebooks.py --check   # change nothing; exit 1 and name the files that are out of date
 
-The notebooks are written as jupytext percent-format files, ``notebooks/NN_name.py``;
-each ``NN_name.ipynb`` is generated from its .py. Outputs written by ``make executed``
+The notebooks are written as jupytext percent-format files, ``notebooks/NN_name.py`` (appendices ``AN_name.py``);
+each ``.ipynb`` is generated from its .py. Outputs written by ``make executed``
 (tools/execute_notebooks.py) are kept only while the code cells still hash to the value
 recorded when they ran; otherwise the .ipynb is regenerated without outputs. A fork edits the
 two lines below and runs this script once: every Open-in-Colab link (in the notebooks
