@@ -286,8 +286,14 @@ class GaussianDenoiser(eqx.Module):
 
 
 def chain_marginals(mu, s, variance):
-    """Mean and variance of the reverse chain's x_t for t = 0 .. T (index t: the paper's x_t), in float64."""
-    sigma2 = betas if variance == "fixedlarge" else betas * (1.0 - abar_prev) / (1.0 - abar)
+    """Mean and variance of the reverse chain's x_t for t = 0 .. T (index t: the paper's x_t), in float64.
+
+    ``variance``: "fixedlarge" (sigma_t^2 = beta_t), "fixedsmall" (beta-tilde_t), or an array of T sigma_t^2.
+    """
+    if isinstance(variance, str):
+        sigma2 = betas if variance == "fixedlarge" else betas * (1.0 - abar_prev) / (1.0 - abar)
+    else:
+        sigma2 = np.asarray(variance, np.float64)
     m, v = np.zeros(T + 1), np.ones(T + 1)  # m[T], v[T]: x_T ~ N(0, 1)
     for t in range(T - 1, -1, -1):  # the step at 0-indexed t makes the paper's x_t from x_{t+1}
         d = abar[t] * s**2 + 1.0 - abar[t]
@@ -563,8 +569,9 @@ viz.toggles(show_variant, {"variance": [("sigma^2 = beta_t", "fixedlarge"), ("si
 # 2. **Break it on purpose.** In `p_sample_inline`, drop the square root on $\sigma_t$ (`jnp.sqrt(sigma2)` → `sigma2`),
 #    or write `s.betas[t] / (1 - s.alphas_cumprod[t])` for the $\epsilon$ coefficient, and rerun sections 2 to 4. Which
 #    check fails first, and by how many standard errors does section 4 miss?
-# 3. **Another schedule.** Replace `schedule` by `make_schedule("cosine", T)` (from `nanoddpm_utils.schedule`) and rerun
-#    sections 1 and 4 (not the trained model's cells: it was trained with the linear one). Why do the checks still pass?
+# 3. **A variance in between.** Improved DDPM (below) interpolates, $\sigma_t^2 = \exp\big(v \log\beta_t + (1 - v)\log\tilde\beta_t\big)$.
+#    `chain_marginals` also takes an array of $\sigma_t^2$: find the $v$ for which the chain of section 4 ends with the data's
+#    variance $s^2$ (within 1%), and check it in the second cell below.
 
 # %%
 answer = None  # exercise 1: "fixedlarge" (beta_t) or "fixedsmall" (beta-tilde_t)
@@ -572,6 +579,14 @@ if answer is not None:
     v_end = chain_marginals(0.0, 1.0, answer)[1][0]
     assert abs(v_end - 1.0) < 1e-3, f"with {answer}, the chain ends with variance {v_end:.4f}, not 1: try the other"
     print(f"right: with {answer} the chain ends with variance {v_end:.5f}")
+
+# %%
+v_best = None  # exercise 3: your v, between 0 and 1
+if v_best is not None:
+    beta_tilde = np.maximum(betas * (1.0 - abar_prev) / (1.0 - abar), 1e-20)  # beta-tilde_1 = 0: no noise there anyway
+    v_end = chain_marginals(MU, S_DATA, np.exp(v_best * np.log(betas) + (1 - v_best) * np.log(beta_tilde)))[1][0]
+    assert abs(v_end / S_DATA**2 - 1) < 0.01, f"with v = {v_best} the chain ends at {v_end:.5f}, the data at {S_DATA**2:.5f}"
+    print(f"right: v = {v_best} ends at {v_end:.5f}, the data's variance is {S_DATA**2:.5f}")
 
 # %% [markdown]
 # ## Go further
