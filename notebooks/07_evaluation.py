@@ -20,17 +20,17 @@
 # (Song, Meng & Ermon 2021, [arXiv:2010.02502](https://arxiv.org/abs/2010.02502)), using the same trained weights.
 #
 # **What you will learn**
-# - the variational bound $L = L_T + \sum_{t} L_{t-1} + L_0$ (the paper's eq. 5), term by term: the prior term, the
-#   KL divergences between Gaussians in closed form, and the discretized decoder (eq. 13), each written inline and
-#   checked against `nanoddpm_utils.bpd`; then the bound of the digits test split in **bits per dimension**, and
-#   which timesteps carry it;
+# - the variational bound $L = L_T + \sum_{t} L_{t-1} + L_0$ (the paper's eq. 5, derived in
+#   [notebook 04](04_training_loop.ipynb)) computed term by term: the prior term, the KL divergences between Gaussians
+#   in closed form, and the discretized decoder (eq. 13), each written inline and checked against `nanoddpm_utils.bpd`;
+#   then the bound of the digits test split in **bits per dimension**, and which timesteps carry it;
 # - an oracle that knows the data exactly, and why its KL terms vanish with $\sigma_t^2 = \tilde\beta_t$ but not with $\beta_t$;
 # - sample quality without downloads (`evaluate.digits_quality_table`): a classifier's confidence, class coverage and a
-#   Fréchet distance, next to real digits the judges never saw (the floor) and noise (the ceiling);
+#   Fréchet distance, next to real digits the judges never saw (the floor) and noise (the ceiling); why a Fréchet
+#   distance can only be compared with one computed on as many images;
 # - DDIM's update (eq. 12 of the DDIM paper) written inline and checked against `sample.ddim_step` /
-#   `ddim_sample_loop`; why $\eta = 0$ is deterministic; quality against the number of steps and the wall time it costs.
-#
-# Every code cell is followed by a cell that checks it.
+#   `ddim_sample_loop`; why $\eta = 0$ is deterministic; quality against the number of steps and the wall time it costs,
+#   and a slider over the number of steps.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -56,7 +56,6 @@ if "google.colab" in sys.modules:
 # %%
 import os
 import time
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -66,8 +65,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 from scipy import stats
 
-import nanoddpm_utils
-from nanoddpm_utils import bpd, checkpoint, evaluate, sample, train, viz
+from nanoddpm_utils import bpd, evaluate, pretrained, sample, train, viz
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_digits, to_model_range, to_uint8
 from nanoddpm_utils.diffusion import (discretized_gaussian_log_likelihood, normal_kl, p_mean_variance,
@@ -78,46 +76,38 @@ SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink
 print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
 
 # %% [markdown]
-# ## 0. A trained model: load it if it exists, otherwise train it
+# ## 0. A trained model
 #
-# Everything below evaluates a model trained on scikit-learn's 8×8 digits (the `digits` preset, $T = 1000$).
-# If a run already exists (from notebook 04, which writes `runs/digits` beside the notebooks, or from `make train`,
-# which writes it at the top of the repository) we load its newest checkpoint; otherwise we train one here (4000 steps:
-# some minutes on a laptop CPU, fewer on a Colab GPU). Evaluating it takes minutes too on a CPU: the bound runs the network
-# $T$ times on every test image, and DDPM sampling $T$ times on every batch of samples.
+# Everything below evaluates the `digits` model that ships with the package (the EMA weights of notebook 04's preset,
+# as the paper evaluates its EMA model). Set `TRAIN_FROM_SCRATCH = True` to train the preset here instead. Evaluating
+# takes minutes on a CPU: the bound runs the network $T$ times on every test image, and DDPM sampling $T$ times on every
+# batch of samples.
 #
-# In smoke mode (the tests) a tiny model with $T = 50$ trains for a few seconds instead: every cell still runs and
+# In smoke mode (the test suite) a tiny model with $T = 50$ trains for a few seconds instead: every cell still runs and
 # every check that holds for *any* model is still asserted, but its samples are poor, so the checks that need a
 # *good* model are skipped.
 
 # %%
-REPO_ROOT = Path(nanoddpm_utils.__file__).resolve().parents[1]
-CANDIDATES = [Path("runs") / "digits", REPO_ROOT / "runs" / "digits"]  # notebook 04's run, then `make train`'s
+TRAIN_FROM_SCRATCH = False  # True: train the digits preset here instead of loading the shipped weights
 
 if SMOKE:
     config = get_preset("smoke").replace(train={"steps": 200, "batch_size": 64, "steps_per_call": 50, "log_every": 50})
-    state, _ = train.fit(config, load_digits("train"), progress=False)
-    print(f"smoke mode: trained the tiny {config.name!r} model for {int(state.step)} steps")
+    model = train.fit(config, load_digits("train"), progress=False)[0].ema
+elif TRAIN_FROM_SCRATCH:
+    config = get_preset("digits")
+    print(f"training {config.name} for {config.train.steps} steps")
+    model = train.fit(config, load_digits("train"))[0].ema
 else:
-    found = next((d for d in CANDIDATES if checkpoint.latest(d) is not None), None)
-    if found is not None:
-        state, config = checkpoint.restore(found)
-        print(f"loaded {found} at step {int(state.step)} of {config.train.steps}")
-    else:
-        config = get_preset("digits")
-        print(f"no digits run found in {[str(d) for d in CANDIDATES]}: training one into {CANDIDATES[0]}")
-        state, _ = train.fit(config, load_digits("train"), run_dir=CANDIDATES[0])
-
-model = eqx.nn.inference_mode(state.ema)  # the EMA weights, as the paper evaluates; dropout off
+    config, model = pretrained.load("digits")  # EMA weights
+model = eqx.nn.inference_mode(model)  # dropout off
 schedule = make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps)
 T, VARIANCE = schedule.num_timesteps, config.diffusion.variance
 test_images = load_digits("test")  # (360, 8, 8, 1) uint8: held out from training
-print(f"T = {T}, sigma_t^2 = {VARIANCE!r}, {len(test_images)} test digits")
+print(f"{config.name}: trained for {config.train.steps} steps, T = {T}, sigma_t^2 = {VARIANCE!r}, "
+      f"{len(test_images)} test digits")
 
 # %%
-assert config.dataset == "digits" and config.model.image_size == 8 and int(state.step) > 0
-params = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
-assert all(bool(jnp.all(jnp.isfinite(p))) for p in params)  # a run that diverged would not get here
+assert config.dataset == "digits" and model.config == config.model and config.model.image_size == 8
 assert test_images.shape == (360, 8, 8, 1) and test_images.dtype == np.uint8
 
 # %% [markdown]
@@ -125,9 +115,8 @@ assert test_images.shape == (360, 8, 8, 1) and test_images.dtype == np.uint8
 #
 # ## 1. The variational bound, term by term
 #
-# A diffusion model is a latent-variable model: $p_\theta(x_0) = \int p_\theta(x_{0:T})\,dx_{1:T}$ has no closed form, but the
-# forward process $q$ gives an upper bound on $-\log p_\theta(x_0)$ (the paper's eq. 3), which eq. 5 rewrites as a sum of
-# KL divergences between Gaussians:
+# [Notebook 04](04_training_loop.ipynb) derived the bound on $-\log p_\theta(x_0)$ (the paper's eqs. 3–5) and trained with
+# $L_\mathrm{simple}$, its reweighted form. Here we compute the bound itself, term by term:
 #
 # $$L = \mathbb{E}_q\Big[\underbrace{D_\mathrm{KL}\big(q(x_T \mid x_0)\,\|\,p(x_T)\big)}_{L_T}
 #   + \sum_{t=2}^{T} \underbrace{D_\mathrm{KL}\big(q(x_{t-1} \mid x_t, x_0)\,\|\,p_\theta(x_{t-1} \mid x_t)\big)}_{L_{t-1}}
@@ -136,7 +125,7 @@ assert test_images.shape == (360, 8, 8, 1) and test_images.dtype == np.uint8
 # - $L_T$, the **prior term**, compares where the forward process ends, $\mathcal{N}(\sqrt{\bar\alpha_T}x_0, (1-\bar\alpha_T)I)$,
 #   with $p(x_T) = \mathcal{N}(0, I)$. It has no parameters; with the paper's schedule ($T = 1000$) it is tiny.
 # - $L_{t-1}$, for $t = 2 \dots T$, compares the true posterior $q(x_{t-1} \mid x_t, x_0) = \mathcal{N}(\tilde\mu_t, \tilde\beta_t I)$
-#   (eqs. 6–7, notebook 01) with the model's step $p_\theta(x_{t-1} \mid x_t) = \mathcal{N}(\mu_\theta(x_t, t), \sigma_t^2 I)$ (eq. 11).
+#   with the model's step $p_\theta(x_{t-1} \mid x_t) = \mathcal{N}(\mu_\theta(x_t, t), \sigma_t^2 I)$ (eq. 11, notebook 05).
 #   It is an expectation over $x_t \sim q(x_t \mid x_0)$; like the official `calc_bpd_loop` we estimate it with **one** draw of
 #   $x_t$ per image and per $t$ (the average over a data set removes the noise).
 # - $L_0$, the **decoder**, is the probability the last step gives to the actual 8-bit image (eq. 13, below).
@@ -147,7 +136,7 @@ assert test_images.shape == (360, 8, 8, 1) and test_images.dtype == np.uint8
 #
 # ### The KL between two Gaussians
 #
-# Every $L_t$ is a KL between diagonal Gaussians, which has a closed form per dimension:
+# Every $L_t$ is a KL between diagonal Gaussians, which has a closed form per dimension (notebook 04, eq. 8's pieces):
 #
 # $$D_\mathrm{KL}\big(\mathcal{N}(\mu_1, \sigma_1^2)\,\|\,\mathcal{N}(\mu_2, \sigma_2^2)\big)
 #   = \tfrac12\Big(\log\frac{\sigma_2^2}{\sigma_1^2} + \frac{\sigma_1^2}{\sigma_2^2} + \frac{(\mu_1-\mu_2)^2}{\sigma_2^2} - 1\Big).$$
@@ -357,7 +346,6 @@ plt.show()
 # %%
 assert share_small > 0.5, share_small  # most of the bound sits at small t
 assert terms[0] + terms[1] > terms[T // 2:].sum() / (T - T // 2) * 10  # the first two terms dwarf a typical late one
-assert share[-1] <= 1.0 + 1e-9 and np.all(np.diff(share) >= -1e-6)
 
 # %% [markdown]
 # # Part 2 — Sample quality
@@ -393,44 +381,35 @@ assert feats.shape == (len(test_images), 64)
 assert abs(d_self) < 1e-6 and abs(d_shift - shift @ shift) < 1e-6
 
 # %% [markdown]
-# ### Compare like with like
+# ### A Fréchet distance depends on the size of the set
 #
-# The floor is only a floor if the real digits are scored exactly as the samples will be. Two things move a Fréchet
-# distance besides the quality of the images:
-#
-# - **the size of the set.** The mean and the 64×64 covariance fitted to $N$ images are noisy, and that noise adds to
-#   $d^2$: the fewer the images, the larger the distance, even for real digits.
-# - **how the set was drawn.** A model's samples are independent draws, so their class shares wander (36 of one digit,
-#   44 of another). A *stratified* set, with exactly equal shares, has no such wander and reads lower.
-#
-# Both below, on one judge's held-out fifth (a random fifth, not stratified: 27 to 44 of each digit).
+# The mean and the 64×64 covariance fitted to $N$ images are estimates, and their noise adds to $d^2$: the fewer the
+# images, the larger the distance, even between two sets of real digits. Here is one judge's held-out real digits
+# (ones it never saw), scored on random subsets of several sizes.
 
 # %%
-held, held_labels = judge.held_out, judge.held_out_labels
+held = judge.held_out
 rng = np.random.default_rng(0)
 by_size = {n: np.mean([judge.score(held[rng.permutation(len(held))[:n]])["frechet"] for _ in range(10)])
-           for n in (64, 120, 250, len(held))}
-print("real digits, d^2 by set size:", {n: round(v, 2) for n, v in by_size.items()})
-stratified_vs_random = []
-for j in evaluate.digits_judges():  # every judge: as many of each digit as its rarest, against random sets that size
-    per_class = np.bincount(j.held_out_labels).min()
-    equal = np.concatenate([np.flatnonzero(j.held_out_labels == c)[:per_class] for c in range(10)])
-    random_sets = [j.held_out[rng.permutation(len(j.held_out))[:len(equal)]] for _ in range(10)]
-    stratified_vs_random.append((j.score(j.held_out[equal])["frechet"],
-                                 np.mean([j.score(x)["frechet"] for x in random_sets])))
-print("d^2 of stratified vs random sets of the same size, per judge:",
-      [(round(a, 2), round(b, 2)) for a, b in stratified_vs_random])
+           for n in (32, 64, 120, 250, len(held))}
+print("real held-out digits, d^2 to the training digits by set size:", {n: round(v, 2) for n, v in by_size.items()})
+fig, ax = plt.subplots(figsize=(5, 2.8))
+ax.plot(list(by_size), list(by_size.values()), "o-")
+ax.set(xscale="log", xlabel="images in the set", ylabel="Fréchet distance",
+       title="real digits: the distance shrinks with the set")
+ax.set_xticks(list(by_size), [str(n) for n in by_size])
+ax.xaxis.set_minor_locator(mticker.NullLocator())
+plt.show()
 
 # %%
 sizes = sorted(by_size)
 assert all(by_size[a] > by_size[b] for a, b in zip(sizes, sizes[1:]))  # more images, smaller distance
-assert sum(a < b for a, b in stratified_vs_random) >= 6  # equal class shares read lower, in (almost) every judge
+assert by_size[sizes[0]] > 1.5 * by_size[sizes[-1]]  # and not by a little
 
 # %% [markdown]
-# So `digits_quality_table` scores every row with the same 8 judges, each on sets of the same size (as many as the
-# samples, up to the 360 digits a judge holds out), the real row on digits drawn at random, and averages over the
-# judges. Against the package's stratified test split the floor would read about a third too low (0.37 where random
-# sets of real digits read 0.57), and a perfect model would seem to miss it.
+# So a Fréchet distance is only comparable with another computed on as many images. `digits_quality_table` scores every
+# row, samples and references alike, with the same 8 judges on sets of the same size (as many as the samples, up to the
+# 360 digits a judge holds out), the real ones drawn at random as a model's samples are, and averages over the judges.
 
 # %% [markdown]
 # Now samples from the model with the paper's sampler (Algorithm 2, all $T$ steps, notebook 05). We sample twice with the same
@@ -699,6 +678,40 @@ print(f"RMS pixel difference between DDIM {DDIM_STEPS[-1]} and DDIM {DDIM_STEPS[
 assert same_xT < other_xT  # the same x_T gives similar images whatever the number of DDIM steps
 
 # %% [markdown]
+# ### Try it: the number of DDIM steps
+#
+# Slide $S$ and watch the same 16 starting noises $x_T$ become digits with $\eta = 0$ (our inline loop of eq. 12, so one
+# compiled network serves every $S$). With one or two steps the "predicted $x_0$" of pure noise is a blurry average; a
+# few more and the digits appear, and beyond some tens of steps they barely change: the same $x_T$, the same digit.
+# Without a widget front end you see a few values of $S$ side by side.
+
+# %%
+x_T_slider = jax.random.normal(jax.random.key(8), (16, 8, 8, 1))
+SLIDER_STEPS = [S for S in (1, 2, 3, 5, 10, 20, 50, 100, 250) if S <= T]
+_ddim_cache = {}
+
+
+def ddim_images(S):
+    if S not in _ddim_cache:
+        _ddim_cache[S] = np.clip(ddim_sample_inline(model, x_T_slider, S), -1.0, 1.0)
+    return _ddim_cache[S]
+
+
+def show_ddim(S):
+    return viz.show_images(ddim_images(S), ncols=16, size=0.7,
+                           suptitle=f"DDIM, eta = 0, S = {S} steps ({S} network evaluations per image)")
+
+
+def show_ddim_rows():
+    few = [S for S in (1, 5, 20, 100) if S <= T]
+    return viz.show_images(np.concatenate([ddim_images(S) for S in few]),
+                           [f"S = {S}" if j == 0 else "" for S in few for j in range(16)], ncols=16, size=0.7)
+
+
+viz.choice_slider(show_ddim, SLIDER_STEPS, value=10 if T >= 10 else SLIDER_STEPS[-1], description="DDIM steps",
+                  static=show_ddim_rows)
+
+# %% [markdown]
 # ## Summary
 #
 # - The bound $L = L_T + \sum_t L_{t-1} + L_0$ (eq. 5) is a sum of closed-form KLs between Gaussians, plus the discretized
@@ -707,15 +720,52 @@ assert same_xT < other_xT  # the same x_T gives similar images whatever the numb
 # - Most of the bound sits at small $t$: the imperceptible details. With $\sigma_t^2 = \beta_t$ even a perfect model pays a
 #   variance gap there; with $\tilde\beta_t$ the oracle's KLs vanish.
 # - Sample quality needs more than one number: confidence is fooled by noise, coverage by nothing but collapse, and the
-#   Fréchet distance compares whole distributions; real held-out digits and noise bracket every figure. The real digits
-#   must be scored like the samples: as many of them, drawn at random, or the floor reads too low.
+#   Fréchet distance compares whole distributions; real held-out digits and noise bracket every figure, each scored on as
+#   many images as the samples, since a Fréchet distance grows as the set shrinks.
 # - DDIM (eq. 12) reuses the trained model on $S \ll T$ steps; with $\eta = 0$ it is deterministic given $x_T$, with $\eta = 1$
 #   and $S = T$ it is DDPM. Its cost is proportional to $S$.
 #
-# That is the whole course: the forward process, the time embedding, the UNet, training, sampling, CIFAR-10, and now how to
-# measure the result. To go further, train the `nano_cifar10` preset in [notebook 06](06_train_cifar10.ipynb) and evaluate it with
+# ## Exercises
+#
+# 1. **Which variance gives the lower bound?** Section 2 showed that a perfect model pays a variance gap with
+#    $\sigma_t^2 = \beta_t$ and none with $\tilde\beta_t$. For *our* model, which choice gives the lower bound on the first 32
+#    test digits? Guess, write it below, and run the cell (it computes both).
+# 2. **Between DDIM and DDPM.** Draw 500 samples with `sample.sample_images(config, model, key, 250, sampler="ddim",
+#    steps=50, eta=...)` (two keys, as `draw` does) for $\eta = 0, 0.5, 1$ and score them with `digits_quality_table`. Does
+#    fresh noise help or hurt at 50 steps? The DDIM paper's Table 1 answers for CIFAR-10.
+# 3. **How many samples?** Score the DDIM 50 samples on their first 64 images and on all of them
+#    (`evaluate.digits_quality_table(images[:64])`). Is the difference between the two larger than the difference between
+#    DDIM 10 and DDIM 50? What does that say about comparing two papers' FIDs?
+
+# %%
+answer = None  # exercise 1: "fixedlarge" (beta_t) or "fixedsmall" (beta-tilde_t)
+if answer is not None:
+    bounds = {v: bpd.bits_per_dim(model, schedule, test_images[:32], key=jax.random.key(3), variance=v,
+                                  progress=False)["total"] for v in ("fixedlarge", "fixedsmall")}
+    print({v: round(b, 3) for v, b in bounds.items()})
+    assert answer == min(bounds, key=bounds.get), f"not this time: {bounds}"
+    print(f"right: {answer} gives the lower bound for this model")
+
+# %% [markdown]
+# ## Go further
+#
+# - Song, Meng & Ermon, [DDIM](https://arxiv.org/abs/2010.02502): sections 4 and 5 (the non-Markovian processes, consistency
+#   and interpolation in $x_T$).
+# - Nichol & Dhariwal, [Improved DDPM](https://arxiv.org/abs/2102.09672): learning $\sigma_t^2$ with the bound in the loss
+#   closes much of the likelihood gap; Kingma et al., [Variational Diffusion Models](https://arxiv.org/abs/2107.00630): the
+#   bound as the training objective.
+# - Heusel et al., [FID](https://arxiv.org/abs/1706.08500), and Chong & Forsyth,
+#   [Effectively Unbiased FID](https://arxiv.org/abs/1911.07023): the set-size bias of section "A Fréchet distance depends
+#   on the size of the set", on Inception features.
+# - Faster samplers on the same trained network: Lu et al., [DPM-Solver](https://arxiv.org/abs/2206.00927); Karras et al.,
+#   [EDM](https://arxiv.org/abs/2206.00364). Steering a trained model: Ho & Salimans,
+#   [classifier-free guidance](https://arxiv.org/abs/2207.12598).
+#
+# That is the course: the forward process, the time embedding, the UNet, training, sampling, CIFAR-10, and how to measure
+# the result. Train the `nano_cifar10` preset in [notebook 06](06_train_cifar10.ipynb) and evaluate it with
 # `python -m nanoddpm_utils eval`.
 #
-# **Back to the start:** [01 — The forward process](01_forward_process.ipynb) ·
-# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/01_forward_process.ipynb) ·
+# **Next, the appendix:** [A1 — Making JAX fast](A1_jax_speed.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/A1_jax_speed.ipynb) ·
+# **back to the start:** [01 — The forward process](01_forward_process.ipynb) ·
 # [the course map in the README](../README.md)
