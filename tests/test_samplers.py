@@ -237,3 +237,20 @@ def test_sample_images_with_dpm_solver_and_errors():
         sample_images(config, model, jax.random.key(3), 2, sampler="dpm++2m", spacing="cubic")
     with pytest.raises(ValueError, match="1 .. T = 50"):
         sample_images(config, model, jax.random.key(3), 2, sampler="dpm++2m", steps=51)
+
+
+def test_the_command_line_samples_with_dpm_solver(tmp_path, capsys):
+    from nanoddpm_utils import checkpoint
+    from nanoddpm_utils.__main__ import main
+    from nanoddpm_utils.train import init_state
+
+    config = get_preset("smoke")
+    checkpoint.save(tmp_path / "run", init_state(config, jax.random.key(0)), config)
+    out = tmp_path / "s.npz"
+    assert main(["sample", "--run", str(tmp_path / "run"), "--num", "2", "--out", str(out), "--sampler", "dpm++2m",
+                 "--steps", "4", "--spacing", "trailing"]) == 0
+    samples = np.load(out)["samples"]
+    assert samples.shape == (2, 8, 8, 1) and 0.0 <= samples.min() and samples.max() <= 1.0
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "--run", str(tmp_path / "run"), "--out", str(out), "--spacing", "cubic"])
+    assert e.value.code == 2 and "invalid choice: 'cubic'" in capsys.readouterr().err
