@@ -204,7 +204,8 @@ def sampling_loop(config: Config, num: int, *, schedule: Schedule | None = None,
     mesh = mesh if mesh is not None and num % mesh.size == 0 else None
     if sampler == "ddpm":
         if steps is not None and steps != T:
-            raise ValueError(f"steps={steps} needs sampler='ddim' or 'dpm++2m'; the DDPM sampler runs all T = {T} steps")
+            raise ValueError(f"steps={steps} needs sampler='ddim' or 'dpm++2m'; the DDPM sampler runs all "
+                             f"T = {T} steps")
         if eta != 0.0:
             raise ValueError(f"eta={eta} needs sampler='ddim'; DDPM's noise is set by the variance ({d.variance})")
         if spacing != "uniform":
