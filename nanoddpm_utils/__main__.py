@@ -93,11 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num", type=_positive, default=64, help="number of images (default 64)")
     s.add_argument("--out", required=True, type=Path, help="output .npz file; the grid goes to the same name .png")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+    s.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++2m"), default="ddpm",
                    help="ddpm: ancestral sampling over all T steps (Algorithm 2, default); ddim: DDIM (Song et al. "
-                        "2021) on --steps evenly spaced steps")
+                        "2021) on --steps steps; dpm++2m: DPM-Solver++(2M) (Lu et al. 2022) on --steps steps")
     s.add_argument("--steps", type=_positive, default=None,
-                   help="DDIM only: number of denoising steps, 1 .. T (default 50, or T if smaller)")
+                   help="ddim and dpm++2m: number of denoising steps, 1 .. T (default 50, or T if smaller)")
+    s.add_argument("--spacing", choices=("uniform", "quadratic", "trailing"), default="uniform",
+                   help="ddim and dpm++2m: where the steps fall; uniform (default), quadratic (dense near t = 0, "
+                        "DDIM paper) or trailing (Lin et al. 2023)")
     s.add_argument("--eta", type=_eta, default=0.0,
                    help="DDIM only: noise scale in [0, 1]; 0 is deterministic given the seed (default), 1 is "
                         "DDPM-like noise")
@@ -191,7 +194,7 @@ def cmd_sample(args) -> None:
         raise ValueError(f"--out must name a .npz file, got {args.out}")
     _check_writable(args.out.parent)
     images = sample_images(config, state.ema, jax.random.key(args.seed), args.num, sampler=args.sampler,
-                           steps=args.steps, eta=args.eta)
+                           steps=args.steps, eta=args.eta, spacing=args.spacing)
     samples = np.asarray((images + 1.0) / 2.0, dtype=np.float32).clip(0.0, 1.0)
     tmp = args.out.with_name(args.out.stem + ".tmp.npz")
     np.savez(tmp, samples=samples)
