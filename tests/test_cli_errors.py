@@ -108,9 +108,12 @@ def test_a_corrupt_image_is_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("batch, words", [
-    ({b"pixels": np.zeros((2, 3072), np.uint8)}, ["is not a CIFAR-10 batch", "b'data' and b'labels'", "b'pixels'"]),
-    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, ["(N, 3072)", "found uint8 (2, 100)"]),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1, 2]}, ["2 images but labels of shape (3,)"]),
+    ({b"pixels": np.zeros((2, 3072), np.uint8)}, ["is not a genuine CIFAR-10 batch", "not b'data' and b'labels'",
+                                                  "b'pixels'"]),
+    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, ["(N, 3072)", "shape (2, 100)"]),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1, 2]}, ["a list of 3", "not a list of 2 ints"]),
+    ({b"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], 1: 2}, ["keys of type int, str"]),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"1", b"2"]}, ["b'labels' holds b'1'", "ints in 0..9"]),
 ])
 def test_a_cifar_batch_with_wrong_keys_or_shape(tmp_path, capsys, batch, words):
     write_batch(tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_1", batch)
