@@ -70,10 +70,10 @@ def has_bfloat16_units(device) -> bool:
     if device.platform == "tpu":
         return True
     if device.platform in ("gpu", "cuda"):
-        capability = getattr(device, "compute_capability", None)  # "8.0"-like string on CUDA devices
+        capability = getattr(device, "compute_capability", None)  # "major.minor", e.g. "7.5", on CUDA devices
         try:
-            return float(capability) >= 8.0
-        except (TypeError, ValueError):  # unknown (e.g. a ROCm GPU): float32 is always correct
+            return int(str(capability).split(".")[0]) >= 8
+        except ValueError:  # unknown (e.g. a ROCm GPU): float32 is always correct
             return False
     return False
 
