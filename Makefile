@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PRESET ?= digits
 RUN    ?= runs/$(PRESET)
 
-.PHONY: train pretrained test lab bench executed site site-check chromium clean
+.PHONY: train pretrained test lab bench executed site site-check chromium colab-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 	  echo "no chromium: install it (apt-get install chromium); the browser test will skip"
+
+## colab-check: the Colab replica in full (Colab's preinstalled packages in a venv, a fake google.colab): colab_setup.sh,
+## the unit suite on Colab's jax, notebooks 01 and 06 as on Colab, 06 resumed from a fake Drive (needs PyPI once)
+colab-check: $(VENV)/.installed-dev
+	NANODDPM_COLAB_CHECK=1 $(PY) -m pytest -q tests/test_colab_replica.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
