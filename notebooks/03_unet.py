@@ -41,10 +41,10 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    REPO_DIR = "/content/nanoJaxDDPM"
+    REPO_DIR = os.environ.get("NANODDPM_CLONE_DIR", "/content/nanoJaxDDPM")  # a fork or a local copy: set these two
+    REPO_URL = os.environ.get("NANODDPM_REPO_URL", "https://github.com/suvadityamuk/nanoJaxDDPM")
     if not os.path.isdir(REPO_DIR):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main",
-                        "https://github.com/suvadityamuk/nanoJaxDDPM", REPO_DIR], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main", REPO_URL, REPO_DIR], check=True)
     else:
         subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
     subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
