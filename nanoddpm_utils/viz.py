@@ -3,10 +3,11 @@
 Images are channels-last, ``(N, H, W, C)`` (or ``(N, H, W)`` for grey), either
 floats in [-1, 1] (the model's range) or uint8 in [0, 255] (the datasets' range).
 
-Widgets: ``interactive_figure`` puts controls (sliders, toggle buttons) above a
-matplotlib figure that is redrawn when they change. It works with ipywidgets 7.7
-(Colab) and 8 (JupyterLab), and carries a static PNG of its first figure, which
-is what a viewer without a widget front end (GitHub, nbviewer, a headless run) shows.
+Widgets: ``interactive_figure`` (and ``slider``, ``schedule_widget`` built on it) puts
+controls (sliders, toggle buttons) above a matplotlib figure that is redrawn when they
+change. It works with ipywidgets 7.7 (Colab) and 8 (JupyterLab), and carries a static PNG
+(its first figure, or one drawn for the purpose), which is what a viewer without a widget
+front end (GitHub, nbviewer, a headless run) shows.
 """
 
 from __future__ import annotations
@@ -61,33 +62,50 @@ def _png(fig: plt.Figure | None, dpi: int) -> bytes:
     return buf.getvalue()
 
 
+def _is_labelled(option) -> bool:
+    return isinstance(option, tuple) and len(option) == 2 and isinstance(option[0], str)
+
+
+def _control_spec(name: str, spec) -> tuple[str, object, object]:
+    """``(kind, args, first value)`` of one control; see ``interactive_figure`` for the forms."""
+    if isinstance(spec, list) and spec:
+        labelled = [_is_labelled(o) for o in spec]
+        if any(labelled) and not all(labelled):
+            raise ValueError(f"control {name}={spec!r}: give every option as (label, value) or none of them")
+        return "buttons", list(spec), spec[0][1] if labelled[0] else spec[0]
+    if isinstance(spec, tuple) and len(spec) == 4 and all(isinstance(v, (int, np.integer)) for v in spec):
+        lo, hi, step, value = (int(v) for v in spec)
+        if not lo <= value <= hi or step < 1:
+            raise ValueError(f"control {name}={spec}: need min <= value <= max and step >= 1")
+        return "int", (lo, hi, step), value
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (list, tuple, range)):
+        values, value = list(spec[0]), spec[1]
+        if value not in values:
+            raise ValueError(f"control {name}: the starting value {value!r} is not one of {values}")
+        return "values", values, value
+    raise ValueError(f"control {name}={spec!r}: use (min, max, step, value) for an integer slider, "
+                     "([v1, v2, ...], value) for a slider over those values, "
+                     "or a non-empty list of options (or of (label, option) pairs) for buttons")
+
+
 class InteractiveFigure:
     """Controls above a figure that ``draw(**values)`` redraws; see ``interactive_figure``.
 
-    ``values`` holds the current control values and ``png`` the current figure. ``widget`` is
-    the ipywidgets ``VBox([*controls, image])``, or None where ipywidgets is not installed.
-    Leave the object last in a cell to display it: a widget front end shows the live widget,
-    any other viewer the PNG of the figure drawn first.
+    ``values`` holds the current control values and ``png`` the current figure; ``static_png`` is
+    what a viewer without a widget front end shows. ``widget`` is the ipywidgets
+    ``VBox([*controls, image])``, or None where ipywidgets is not installed. Leave the object last
+    in a cell to display it: a widget front end shows the live widget, any other viewer the PNG.
     """
 
-    def __init__(self, draw: Callable[..., plt.Figure | None], controls: dict, dpi: int = 100):
+    def __init__(self, draw: Callable[..., plt.Figure | None], controls: dict, dpi: int = 100,
+                 static: Callable[[], plt.Figure | None] | None = None):
         if not controls:
             raise ValueError("give at least one control, e.g. t=(0, 999, 1, 250) or schedule=['linear', 'cosine']")
         self.draw, self.dpi = draw, dpi
-        self.specs = {}
-        for name, spec in controls.items():
-            if isinstance(spec, list) and spec:
-                self.specs[name] = ("options", list(spec), spec[0])
-            elif isinstance(spec, tuple) and len(spec) == 4 and all(isinstance(v, (int, np.integer)) for v in spec):
-                lo, hi, step, value = (int(v) for v in spec)
-                if not lo <= value <= hi or step < 1:
-                    raise ValueError(f"control {name}={spec}: need min <= value <= max and step >= 1")
-                self.specs[name] = ("int", (lo, hi, step), value)
-            else:
-                raise ValueError(f"control {name}={spec!r}: use (min, max, step, value) for a slider "
-                                 "or a non-empty list of options for buttons")
+        self.specs = {name: _control_spec(name, spec) for name, spec in controls.items()}
         self.values = {name: spec[2] for name, spec in self.specs.items()}
-        self.png = self.static_png = _png(draw(**self.values), dpi)
+        self.png = _png(draw(**self.values), dpi)
+        self.static_png = self.png if static is None else _png(static(), dpi)
         self.widget = self._build_widget()
 
     def _build_widget(self):
@@ -105,6 +123,10 @@ class InteractiveFigure:
                 lo, hi, step = args
                 control = widgets.IntSlider(value=value, min=lo, max=hi, step=step, description=name,
                                             continuous_update=False, layout=widgets.Layout(width="95%"))
+            elif kind == "values":
+                control = widgets.SelectionSlider(options=[(str(v), v) for v in args], value=value,
+                                                  description=name, continuous_update=False,
+                                                  layout=widgets.Layout(width="95%"))
             else:
                 control = widgets.ToggleButtons(options=args, value=value, description=name)
             control.observe(lambda change, name=name: self.update(**{name: change["new"]}), names="value")
@@ -140,14 +162,17 @@ class InteractiveFigure:
         return bundle
 
 
-def interactive_figure(draw: Callable[..., plt.Figure | None], *, dpi: int = 100, **controls) -> InteractiveFigure:
+def interactive_figure(draw: Callable[..., plt.Figure | None], *, static: Callable[[], plt.Figure | None] | None = None,
+                       dpi: int = 100, **controls) -> InteractiveFigure:
     """A figure ``draw(**values)`` with one control per keyword, redrawn whenever a control moves.
 
-    ``name=(min, max, step, value)`` makes an integer slider; ``name=[option, ...]`` toggle buttons
-    starting at the first option. ``draw`` makes a matplotlib figure and returns it (or leaves it
-    current); it runs once straight away.
+    ``name=(min, max, step, value)`` makes an integer slider; ``name=([v1, v2, ...], value)`` a
+    slider over those values; ``name=[option, ...]`` toggle buttons starting at the first option
+    (``[(label, option), ...]`` to label the buttons). ``draw`` makes a matplotlib figure and
+    returns it (or leaves it current); it runs once straight away. A viewer without a widget front
+    end shows that first figure, or the figure ``static()`` makes (all the choices at once, say).
     """
-    return InteractiveFigure(draw, controls, dpi)
+    return InteractiveFigure(draw, controls, dpi, static)
 
 
 def slider(fn: Callable[[int], plt.Figure | None], *, min: int = 0, max: int = 999, step: int = 1,
