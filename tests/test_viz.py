@@ -120,6 +120,37 @@ def test_the_static_png_is_the_first_figure_or_the_static_one():
     assert plt.get_fignums() == []  # every figure went into a PNG, none is left to show again
 
 
+def test_executed_notebooks_show_the_static_png():
+    """make executed replaces a widget output by a picture: the static PNG an interactive figure carries."""
+    import importlib.util
+    from pathlib import Path
+
+    import nbformat
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "execute_notebooks.py"
+    spec = importlib.util.spec_from_file_location("execute_notebooks", path)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    fn, _ = recorder()
+    fig = viz.interactive_figure(fn, static=lambda: fn(everything=True), a=[1, 2])
+    bundle = fig._repr_mimebundle_()
+    assert bundle[ex.WIDGET_VIEW]["model_id"] == fig.widget.model_id
+    image_id = fig.image.model_id  # the widget state a kernel reports: the box and its Image, with the PNG
+    state = {fig.widget.model_id: {"_model_name": "VBoxModel", "children": [f"IPY_MODEL_{image_id}"]},
+             image_id: {"_model_name": "ImageModel"}}
+    buffers = {image_id: {("value",): {"data": base64.b64encode(fig.png).decode("ascii")}}}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[
+        nbformat.v4.new_output("display_data", data=bundle)])])
+    ex.widgets_to_pictures(nb, state, buffers)
+    data = nb.cells[0].outputs[0]["data"]
+    assert ex.WIDGET_VIEW not in data and base64.b64decode(data["image/png"]) == fig.static_png != fig.png
+    # a widget that carries no PNG of its own shows the picture its Image holds
+    del bundle["image/png"]
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    ex.widgets_to_pictures(nb, state, buffers)
+    assert base64.b64decode(nb.cells[0].outputs[0]["data"]["image/png"]) == fig.png
+
+
 def test_bad_controls_are_refused():
     with pytest.raises(ValueError, match="min <= value <= max"):
         viz.interactive_figure(line_figure, t=(0, 9, 1, 10))
