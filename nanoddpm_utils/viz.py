@@ -3,10 +3,11 @@
 Images are channels-last, ``(N, H, W, C)`` (or ``(N, H, W)`` for grey), either
 floats in [-1, 1] (the model's range) or uint8 in [0, 255] (the datasets' range).
 
-Widgets: ``interactive_figure`` puts controls (sliders, toggle buttons) above a
-matplotlib figure that is redrawn when they change. It works with ipywidgets 7.7
-(Colab) and 8 (JupyterLab), and carries a static PNG of its first figure, which
-is what a viewer without a widget front end (GitHub, nbviewer, a headless run) shows.
+Widgets: ``interactive_figure`` (and ``slider``, ``schedule_widget`` built on it) puts
+controls (sliders, toggle buttons) above a matplotlib figure that is redrawn when they
+change. It works with ipywidgets 7.7 (Colab) and 8 (JupyterLab), and carries a static PNG
+(its first figure, or one drawn for the purpose), which is what a viewer without a widget
+front end (GitHub, nbviewer, a headless run) shows.
 """
 
 from __future__ import annotations
@@ -61,33 +62,50 @@ def _png(fig: plt.Figure | None, dpi: int) -> bytes:
     return buf.getvalue()
 
 
+def _is_labelled(option) -> bool:
+    return isinstance(option, tuple) and len(option) == 2 and isinstance(option[0], str)
+
+
+def _control_spec(name: str, spec) -> tuple[str, object, object]:
+    """``(kind, args, first value)`` of one control; see ``interactive_figure`` for the forms."""
+    if isinstance(spec, list) and spec:
+        labelled = [_is_labelled(o) for o in spec]
+        if any(labelled) and not all(labelled):
+            raise ValueError(f"control {name}={spec!r}: give every option as (label, value) or none of them")
+        return "buttons", list(spec), spec[0][1] if labelled[0] else spec[0]
+    if isinstance(spec, tuple) and len(spec) == 4 and all(isinstance(v, (int, np.integer)) for v in spec):
+        lo, hi, step, value = (int(v) for v in spec)
+        if not lo <= value <= hi or step < 1:
+            raise ValueError(f"control {name}={spec}: need min <= value <= max and step >= 1")
+        return "int", (lo, hi, step), value
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (list, tuple, range)):
+        values, value = list(spec[0]), spec[1]
+        if value not in values:
+            raise ValueError(f"control {name}: the starting value {value!r} is not one of {values}")
+        return "values", values, value
+    raise ValueError(f"control {name}={spec!r}: use (min, max, step, value) for an integer slider, "
+                     "([v1, v2, ...], value) for a slider over those values, "
+                     "or a non-empty list of options (or of (label, option) pairs) for buttons")
+
+
 class InteractiveFigure:
     """Controls above a figure that ``draw(**values)`` redraws; see ``interactive_figure``.
 
-    ``values`` holds the current control values and ``png`` the current figure. ``widget`` is
-    the ipywidgets ``VBox([*controls, image])``, or None where ipywidgets is not installed.
-    Leave the object last in a cell to display it: a widget front end shows the live widget,
-    any other viewer the PNG of the figure drawn first.
+    ``values`` holds the current control values and ``png`` the current figure; ``static_png`` is
+    what a viewer without a widget front end shows. ``widget`` is the ipywidgets
+    ``VBox([*controls, image])``, or None where ipywidgets is not installed. Leave the object last
+    in a cell to display it: a widget front end shows the live widget, any other viewer the PNG.
     """
 
-    def __init__(self, draw: Callable[..., plt.Figure | None], controls: dict, dpi: int = 100):
+    def __init__(self, draw: Callable[..., plt.Figure | None], controls: dict, dpi: int = 100,
+                 static: Callable[[], plt.Figure | None] | None = None):
         if not controls:
             raise ValueError("give at least one control, e.g. t=(0, 999, 1, 250) or schedule=['linear', 'cosine']")
         self.draw, self.dpi = draw, dpi
-        self.specs = {}
-        for name, spec in controls.items():
-            if isinstance(spec, list) and spec:
-                self.specs[name] = ("options", list(spec), spec[0])
-            elif isinstance(spec, tuple) and len(spec) == 4 and all(isinstance(v, (int, np.integer)) for v in spec):
-                lo, hi, step, value = (int(v) for v in spec)
-                if not lo <= value <= hi or step < 1:
-                    raise ValueError(f"control {name}={spec}: need min <= value <= max and step >= 1")
-                self.specs[name] = ("int", (lo, hi, step), value)
-            else:
-                raise ValueError(f"control {name}={spec!r}: use (min, max, step, value) for a slider "
-                                 "or a non-empty list of options for buttons")
+        self.specs = {name: _control_spec(name, spec) for name, spec in controls.items()}
         self.values = {name: spec[2] for name, spec in self.specs.items()}
-        self.png = self.static_png = _png(draw(**self.values), dpi)
+        self.png = _png(draw(**self.values), dpi)
+        self.static_png = self.png if static is None else _png(static(), dpi)
         self.widget = self._build_widget()
 
     def _build_widget(self):
@@ -105,6 +123,10 @@ class InteractiveFigure:
                 lo, hi, step = args
                 control = widgets.IntSlider(value=value, min=lo, max=hi, step=step, description=name,
                                             continuous_update=False, layout=widgets.Layout(width="95%"))
+            elif kind == "values":
+                control = widgets.SelectionSlider(options=[(str(v), v) for v in args], value=value,
+                                                  description=name, continuous_update=False,
+                                                  layout=widgets.Layout(width="95%"))
             else:
                 control = widgets.ToggleButtons(options=args, value=value, description=name)
             control.observe(lambda change, name=name: self.update(**{name: change["new"]}), names="value")
@@ -140,14 +162,17 @@ class InteractiveFigure:
         return bundle
 
 
-def interactive_figure(draw: Callable[..., plt.Figure | None], *, dpi: int = 100, **controls) -> InteractiveFigure:
+def interactive_figure(draw: Callable[..., plt.Figure | None], *, static: Callable[[], plt.Figure | None] | None = None,
+                       dpi: int = 100, **controls) -> InteractiveFigure:
     """A figure ``draw(**values)`` with one control per keyword, redrawn whenever a control moves.
 
-    ``name=(min, max, step, value)`` makes an integer slider; ``name=[option, ...]`` toggle buttons
-    starting at the first option. ``draw`` makes a matplotlib figure and returns it (or leaves it
-    current); it runs once straight away.
+    ``name=(min, max, step, value)`` makes an integer slider; ``name=([v1, v2, ...], value)`` a
+    slider over those values; ``name=[option, ...]`` toggle buttons starting at the first option
+    (``[(label, option), ...]`` to label the buttons). ``draw`` makes a matplotlib figure and
+    returns it (or leaves it current); it runs once straight away. A viewer without a widget front
+    end shows that first figure, or the figure ``static()`` makes (all the choices at once, say).
     """
-    return InteractiveFigure(draw, controls, dpi)
+    return InteractiveFigure(draw, controls, dpi, static)
 
 
 def slider(fn: Callable[[int], plt.Figure | None], *, min: int = 0, max: int = 999, step: int = 1,
@@ -315,93 +340,7 @@ def draw_unet(model_config, ax=None) -> plt.Figure:
     return fig
 
 
-# --------------------------------------------------------------------------- animation and widgets (notebooks 05, 07)
-def has_widget_frontend() -> bool:
-    """True inside a Jupyter kernel with ipywidgets installed: where a widget can be shown at all.
-
-    A kernel cannot tell whether a browser is watching, so this only rules out plain Python
-    (a script, the test suite) and a missing ipywidgets; there the widgets below draw a static figure.
-    """
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _figure_png(fig: plt.Figure | None, dpi: int) -> bytes:
-    fig = fig if isinstance(fig, plt.Figure) else plt.gcf()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)  # shown through the widget only, never again as a cell output
-    return buf.getvalue()
-
-
-def _widget_box(controls: list, fn: Callable[..., plt.Figure | None], read: Callable[[], dict], dpi: int):
-    """``VBox([*controls, image])``: the image is ``fn(**read())`` as a PNG, redrawn when a control changes.
-
-    A PNG in an ``ipywidgets.Image`` rather than an ``Output`` widget (see ``slider``); the same
-    calls work in ipywidgets 7.7 (Colab) and 8 (JupyterLab).
-    """
-    import ipywidgets as widgets
-
-    if "google.colab" in sys.modules:
-        from google.colab import output
-
-        output.enable_custom_widget_manager()
-    image = widgets.Image(format="png")
-
-    def draw(_change=None):
-        image.value = _figure_png(fn(**read()), dpi)
-
-    for c in controls:
-        c.observe(draw, names="value")
-    draw()
-    return widgets.VBox([*controls, image])
-
-
-def toggles(fn: Callable[..., plt.Figure | None], options: dict[str, Sequence[tuple[str, object]]], *,
-            static: Callable[[], plt.Figure] | None = None, dpi: int = 100):
-    """A row of ``ToggleButtons`` per keyword of ``fn``, and the figure ``fn(**choice)`` below them.
-
-    ``options`` maps each keyword to its ``(label, value)`` pairs; the first pair is selected at
-    the start. Without a widget front end (``has_widget_frontend``) it returns the figure
-    ``static()`` instead (default: ``fn`` at the first choices), so a script still shows something.
-    """
-    if not options or any(len(v) == 0 for v in options.values()):
-        raise ValueError(f"every option needs at least one (label, value) pair, got {options!r}")
-    if not has_widget_frontend():
-        return static() if static is not None else fn(**{k: v[0][1] for k, v in options.items()})
-    import ipywidgets as widgets
-
-    buttons = {k: widgets.ToggleButtons(options=list(v), value=v[0][1], description=k) for k, v in options.items()}
-    return _widget_box(list(buttons.values()), fn, lambda: {k: b.value for k, b in buttons.items()}, dpi)
-
-
-def choice_slider(fn: Callable[[object], plt.Figure | None], values: Sequence, *, value=None, description: str = "",
-                  static: Callable[[], plt.Figure] | None = None, dpi: int = 100):
-    """A ``SelectionSlider`` over ``values`` (a few step counts, say) with the figure ``fn(v)`` below it.
-
-    Redrawn when the slider is released. Without a widget front end it returns ``static()``
-    (default: ``fn(value)``).
-    """
-    values = list(values)
-    if not values:
-        raise ValueError("choice_slider needs at least one value")
-    value = values[0] if value is None else value
-    if value not in values:
-        raise ValueError(f"the starting value {value!r} is not one of {values}")
-    if not has_widget_frontend():
-        return static() if static is not None else fn(value)
-    import ipywidgets as widgets
-
-    s = widgets.SelectionSlider(options=[(str(v), v) for v in values], value=value, description=description,
-                                continuous_update=False, layout=widgets.Layout(width="95%"))
-    return _widget_box([s], lambda v: fn(v), lambda: {"v": s.value}, dpi)
-
-
+# --------------------------------------------------------------------------- animation (notebook 05)
 def animate_images(frames, frame_titles: Sequence[str], *, ncols: int | None = None, size: float = 1.0,
                    interval: int = 120, dpi: int = 60):
     """An animation of ``frames`` (F, N, H, W, C): frame f shows the N images of ``frames[f]`` in a grid.

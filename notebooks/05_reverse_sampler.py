@@ -541,9 +541,9 @@ if not SMOKE:  # the trained model's default sampler draws recognisable digits o
 # front end you see all four at once.
 
 # %%
-viz.toggles(show_variant, {"variance": [("sigma^2 = beta_t", "fixedlarge"), ("sigma^2 = beta-tilde_t", "fixedsmall")],
-                           "clip": [("clip x0", True), ("no clip", False)]},
-            static=show_all_variants)
+viz.interactive_figure(show_variant, static=show_all_variants,
+                       variance=[("sigma^2 = beta_t", "fixedlarge"), ("sigma^2 = beta-tilde_t", "fixedsmall")],
+                       clip=[("clip x0", True), ("no clip", False)])
 
 # %% [markdown]
 # On the trained model the four sets are hard to tell apart: from the same noise, $\beta_t$ and $\tilde\beta_t$ draw

@@ -708,8 +708,7 @@ def show_ddim_rows():
                            [f"S = {S}" if j == 0 else "" for S in few for j in range(16)], ncols=16, size=0.7)
 
 
-viz.choice_slider(show_ddim, SLIDER_STEPS, value=10 if T >= 10 else SLIDER_STEPS[-1], description="DDIM steps",
-                  static=show_ddim_rows)
+viz.interactive_figure(show_ddim, S=(SLIDER_STEPS, 10 if T >= 10 else SLIDER_STEPS[-1]), static=show_ddim_rows)
 
 # %% [markdown]
 # ## Summary

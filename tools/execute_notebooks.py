@@ -116,11 +116,12 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
-    """Show each widget output as the picture it displays (an ipywidgets Image inside it), in place.
+    """Show each widget output as a picture, in place: the static PNG it came with (a
+    ``viz.interactive_figure`` carries one), else the picture it displays (an ipywidgets Image inside it).
 
-    A saved notebook cannot move a slider, and GitHub and the site show no widgets at all; the
-    picture the widget held when the notebook finished is what a reader can see before running it.
-    Widgets without a picture (progress bars) keep their text form."""
+    A saved notebook cannot move a slider, and GitHub and the site show no widgets at all; that
+    picture is what a reader can see before running it. Widgets without a picture (progress bars)
+    keep their text form."""
     def picture(model_id, seen=()):
         if model_id in seen or model_id not in state:
             return None
@@ -135,7 +136,7 @@ def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
     for cell in sync.code_cells(nb):
         for out in cell.outputs:
             view = out.get("data", {}).get(WIDGET_VIEW)
-            png = view and picture(view["model_id"])
+            png = view and (out["data"].get("image/png") or picture(view["model_id"]))
             if png:
                 out["data"] = {"image/png": png,
                                "text/plain": "<the widget's picture; run the notebook to use the widget>"}
