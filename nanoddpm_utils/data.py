@@ -416,8 +416,10 @@ def to_uint8(x) -> np.ndarray:
     return np.rint(np.clip((x + 1.0) * 127.5, 0.0, 255.0)).astype(np.uint8)
 
 
-def get_batch(key, data, batch_size: int, random_flip: bool):
+def get_batch(key, data, batch_size: int, random_flip: bool, labels=None):
     """``batch_size`` images drawn with replacement from uint8 ``data`` ``(N, H, W, C)``, as float32 in [-1, 1].
+
+    With ``labels`` (N,) it returns ``(images, their labels)``, drawn with the same indices.
 
     Pure jax.numpy, so it runs inside the jitted training loop (``batch_size`` and
     ``random_flip`` are static). With ``random_flip`` each image is mirrored left-right
@@ -429,4 +431,4 @@ def get_batch(key, data, batch_size: int, random_flip: bool):
     if random_flip:  # a static Python bool: decides the traced program, never a traced value
         flip = jax.random.bernoulli(flip_key, 0.5, (batch_size,))
         x = jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
-    return x
+    return x if labels is None else (x, jnp.take(jnp.asarray(labels), idx, axis=0))
