@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PRESET ?= digits
 RUN    ?= runs/$(PRESET)
 
-.PHONY: train test lab bench clean
+.PHONY: train pretrained test lab bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ $(VENV)/.installed-notebooks: $(VENV)/.installed
 train: $(VENV)/.installed
 	$(PY) -m nanoddpm_utils train --preset $(PRESET) --out $(RUN) $$(test -d $(RUN)/checkpoints && echo --resume)
 	$(PY) -m nanoddpm_utils sample --run $(RUN) --num 64 --out $(RUN)/samples.npz
+
+## pretrained: train the shipped models again (the digits preset from its seed) into nanoddpm_utils/weights/
+pretrained: $(VENV)/.installed
+	$(PY) -m nanoddpm_utils.pretrained digits
 
 ## test: the package tests and every notebook (pytest --nbmake), in smoke mode
 test: $(VENV)/.installed-dev

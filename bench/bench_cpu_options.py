@@ -5,7 +5,8 @@
     python bench/bench_cpu_options.py --list          # the named settings and what each changes
 
 Each named setting (SETTINGS below) is a loop form ("scan": K steps in one lax.scan via
-``make_train_steps``; "loop": a Python loop over the jitted ``make_train_step``), a conv form
+``make_train_steps``; "loop": a Python loop over the jitted ``make_train_step``; ``train.fit`` uses
+"xla_loop" on CPU, see ``train.loop_form``), a conv form
 ("matmul" = im2col, the CPU default; "xla" = XLA's native conv; or an im2col variant patched
 over ``layers.conv2d_matmul`` in the child only), extra ``XLA_FLAGS`` and an optional
 ``taskset`` core list. Every (round, setting) runs in a fresh subprocess (XLA_FLAGS must be set
@@ -30,8 +31,8 @@ import time
 
 # name: (loop, conv, extra XLA_FLAGS, taskset cores or None, note)
 SETTINGS = {
-    "base": ("scan", "matmul", "", None, "current default: scan + im2col (one concatenated matmul)"),
-    "xla_loop": ("loop", "xla", "", None, "Python loop over the jitted single step, native conv"),
+    "base": ("scan", "matmul", "", None, "scan + im2col (one concatenated matmul): the CPU default before issue 13"),
+    "xla_loop": ("loop", "xla", "", None, "Python loop over the jitted single step, native conv: fit's CPU form"),
     "matmul_loop": ("loop", "matmul", "", None, "Python loop over the jitted single step, im2col"),
     "xla_scan": ("scan", "xla", "", None, "scan, native conv (jax-ml/jax#12868)"),
     "no_thunk": ("scan", "matmul", "--xla_cpu_use_thunk_runtime=false", None, "legacy (non-thunk) runtime"),

@@ -2,6 +2,7 @@
 real digits.
 
     python bench/digits_quality.py --run runs/digits --num 360 --samplers ddpm,ddim:50 --seeds 0,1,2
+    python bench/digits_quality.py --pretrained digits --samplers ddpm,ddim:50 --seeds 0,1,2,3   # the shipped model
 
 Each sampler draws --num samples per seed. Sampling is compiled ahead of time (compile seconds are
 printed apart) and then timed alone. The table gives evaluate.digits_quality_table's figures, as the
@@ -20,7 +21,7 @@ import time
 import equinox as eqx
 import jax
 
-from nanoddpm_utils import checkpoint
+from nanoddpm_utils import checkpoint, pretrained
 from nanoddpm_utils.data import to_uint8
 from nanoddpm_utils.evaluate import TABLE_COLUMNS, digits_quality_table
 from nanoddpm_utils.sample import sampling_loop
@@ -51,25 +52,32 @@ def draw(config, model, sampler: str, steps: int, key, num: int) -> tuple[jax.Ar
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run directory of a digits run")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="run directory of a digits run (its EMA weights)")
+    src.add_argument("--pretrained", help="a shipped model, e.g. digits (nanoddpm_utils.pretrained)")
     p.add_argument("--num", type=int, default=360, help="samples per sampler and seed (default 360, the test split)")
     p.add_argument("--samplers", default="ddpm", help="comma-separated: ddpm, ddim:STEPS (default ddpm)")
     p.add_argument("--seeds", default="0", help="comma-separated sampling seeds (default 0)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args()
 
-    state, config = checkpoint.restore(args.run)
+    if args.run:
+        state, config = checkpoint.restore(args.run)
+        ema, step, source = state.ema, int(state.step), f"run {args.run}"
+    else:
+        config, ema = pretrained.load(args.pretrained)
+        step, source = config.train.steps, f"shipped model {args.pretrained!r}"
     T = config.diffusion.num_timesteps
     samplers = [parse_sampler(s, T) for s in args.samplers.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"run {args.run}: step {int(state.step)}, {args.num} samples per seed, seeds {seeds}, T = {T}, "
+    print(f"{source}: step {step}, {args.num} samples per seed, seeds {seeds}, T = {T}, "
           f"on {jax.devices()[0].device_kind} (jax {jax.__version__})")
     rows, reference = {}, None
     for sampler, steps in samplers:
         label = f"{sampler.upper()}-{steps}"
         runs = []
         for seed in seeds:
-            images, compile_s, sample_s = draw(config, state.ema, sampler, steps, jax.random.key(seed), args.num)
+            images, compile_s, sample_s = draw(config, ema, sampler, steps, jax.random.key(seed), args.num)
             table = digits_quality_table(to_uint8(images), seed=seed)
             reference = {k: v for k, v in table.items() if k != "samples"}
             runs.append({**table["samples"], "compile_s": compile_s, "sample_s": sample_s})
@@ -106,7 +114,7 @@ def main():
         print(f"  [{'x' if ok else ' '}] {goal}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "reference": reference, "goals": goals, "step": int(state.step),
+            json.dump({"rows": rows, "reference": reference, "goals": goals, "step": step,
                        "num": args.num, "seeds": seeds}, f, indent=2)
     return 0 if all(goals.values()) else 1
 
