@@ -1,6 +1,12 @@
 """The command line: ``python -m nanoddpm_utils train|sample|eval …`` (see ``--help`` of each).
 
-User errors (bad data, a bad flag value, an unusable checkpoint) print one line and exit 2.
+Errors, by who can fix them:
+- the user's (a bad flag, bad data, an unusable run, a path that cannot be written): one line, exit 2. Each is
+  checked where it is made (flags while parsing, data while loading, paths before any work), and a refused
+  command creates nothing: the run folder appears only once the data has loaded and the tracker can start;
+- the run's or the machine's (divergence, a full disk): one line, exit 1;
+- anything else is a bug: one line saying so, exit 1, and the traceback with ``--debug`` (and in
+  ``RUN/internal_error.txt`` when a training run was under way).
 """
 
 from __future__ import annotations
@@ -11,6 +17,14 @@ import sys
 from pathlib import Path
 
 from .config import PRESETS
+
+MAX_SEED = 2**32 - 1  # a seed is 32 bits of a PRNG key
+MAX_NUM = 50_000  # samples per command: enough for an FID-50k set
+CHUNK = 512  # images per call of the sampler, so memory does not grow with --num (eval's 360 digits: one call)
+
+
+class UsageError(ValueError):
+    """A command line the user can fix (a path, a combination of flags); one line saying what to do."""
 
 
 def _int_at_least(lowest: int):
@@ -26,7 +40,21 @@ def _int_at_least(lowest: int):
     return parse
 
 
+def _int_in(lowest: int, highest: int):
+    """An argparse type: a whole number in ``lowest .. highest``."""
+    at_least = _int_at_least(lowest)
+
+    def parse(value: str) -> int:
+        n = at_least(value)
+        if n > highest:
+            raise argparse.ArgumentTypeError(f"must be <= {highest:,}, got {n:,}" if n < 10**30 else
+                                             f"must be <= {highest:,}")
+        return n
+    return parse
+
+
 _positive, _nonnegative = _int_at_least(1), _int_at_least(0)
+_seed, _num = _int_in(0, MAX_SEED), _int_in(1, MAX_NUM)
 
 
 def _minutes(value: str) -> float:
@@ -60,8 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m nanoddpm_utils",
                      description="Train and sample denoising diffusion models (DDPM) in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="on an internal error (a bug), print the full traceback for a bug report")
 
-    t = sub.add_parser("train", help="train a preset and write a run directory",
+    t = sub.add_parser("train", parents=[common], help="train a preset and write a run directory",
                        description="Train a DDPM. Writes RUN_DIR/config.json, checkpoints/, samples/ and "
                                    "metrics.jsonl (and W&B logs: online when WANDB_API_KEY is set, else offline).")
     t.add_argument("--preset", default="digits", choices=sorted(PRESETS),
@@ -72,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the preset's dataset")
     t.add_argument("--steps", type=_positive, default=None, help="total training steps (default: the preset's)")
     t.add_argument("--batch-size", type=_positive, default=None, help="global batch size (default: the preset's)")
-    t.add_argument("--seed", type=int, default=None, help="random seed: same seed and config, same run (default 0)")
+    t.add_argument("--seed", type=_seed, default=None,
+                   help=f"random seed in 0 .. {MAX_SEED}: same seed and config, same run (default 0)")
     t.add_argument("--ckpt-every", type=_positive, default=None, help="checkpoint every N steps (default: preset's)")
     t.add_argument("--ckpt-minutes", type=_minutes, default=10.0,
                    help="also checkpoint every M minutes of wall time (default 10; 0 turns it off)")
@@ -85,14 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-host run (a TPU pod slice, a GPU cluster): call jax.distributed.initialize() first")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
-    s = sub.add_parser("sample", help="draw samples from a trained run",
+    s = sub.add_parser("sample", parents=[common], help="draw samples from a trained run",
                        description="Sample with the run's EMA weights (the paper's Algorithm 2, or DDIM with "
                                    "--sampler ddim). Writes FILE.npz "
                                    "holding `samples` (float32, N x H x W x C, in [0, 1]) and a PNG grid beside it.")
     s.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
-    s.add_argument("--num", type=_positive, default=64, help="number of images (default 64)")
+    s.add_argument("--num", type=_num, default=64,
+                   help=f"number of images, 1 .. {MAX_NUM:,}, drawn {CHUNK} at a time (default 64)")
     s.add_argument("--out", required=True, type=Path, help="output .npz file; the grid goes to the same name .png")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--seed", type=_seed, default=0, help=f"random seed in 0 .. {MAX_SEED} (default 0)")
     s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
                    help="ddpm: ancestral sampling over all T steps (Algorithm 2, default); ddim: DDIM (Song et al. "
                         "2021) on --steps evenly spaced steps")
@@ -102,17 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DDIM only: noise scale in [0, 1]; 0 is deterministic given the seed (default), 1 is "
                         "DDPM-like noise")
 
-    e = sub.add_parser("eval", help="bits/dim on the test split, and sample quality for digits",
+    e = sub.add_parser("eval", parents=[common], help="bits/dim on the test split, and sample quality for digits",
                        description="Evaluate a run's EMA weights: the variational bound on the negative "
                                    "log-likelihood in bits/dim on the test split (the paper's Table 1: prior L_T, "
                                    "the KL terms L_1 .. L_{T-1}, decoder L_0) and, for digits, a sample-quality "
                                    "table against real held-out digits and noise.")
     e.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
-    e.add_argument("--num-samples", type=_nonnegative, default=None,
+    e.add_argument("--num-samples", type=_int_in(0, MAX_NUM), default=None,
                    help="digits only: samples for the quality table (default: as many as the test split holds, "
                         "360; 0 skips the table; at least 2 otherwise)")
     e.add_argument("--batch-size", type=_positive, default=128, help="images per batch for bits/dim (default 128)")
-    e.add_argument("--seed", type=int, default=0, help="random seed for the bound's noise and the samples (default 0)")
+    e.add_argument("--seed", type=_seed, default=0,
+                   help="random seed for the bound's noise and the samples (default 0)")
     e.add_argument("--bpd-examples", type=_nonnegative, default=None,
                    help="test images for bits/dim, a seeded random subset (default: all for digits, 1000 for other "
                         "datasets; the bound costs T model calls per image; 0 skips it)")
@@ -120,20 +154,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and prove it takes a new file (a fresh temporary name: no user file is touched)."""
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_can_create(target: Path, what: str) -> None:
+    """Refuse (without creating anything) a ``target`` folder that exists as something else or cannot be made.
+
+    The nearest existing ancestor must be a folder that takes a new file: proven with a fresh temporary name,
+    removed at once, so no file of the user's is touched.
+    """
     import tempfile
 
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder} is a file, not a directory; choose another --out")
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target} is a file, not a directory; choose another {what}")
+    base = _nearest_existing(target)
+    if not base.is_dir():
+        raise UsageError(f"{base} is a file, so {target} cannot be created; choose another {what}")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write_test.")
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".write_test.")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ValueError(f"cannot write to {folder} ({e.strerror or type(e).__name__}); choose another --out "
-                         "in a folder you can write to") from None
+        raise UsageError(f"cannot write to {base} ({e.strerror or type(e).__name__}); choose another {what} in a "
+                         "folder you can write to") from None
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p``, after ``_check_can_create``; refuses the run with one line if the disk says no after all."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {folder} ({e.strerror or type(e).__name__}); choose another --out") from None
+
+
+def _check_run_folder(out: Path) -> Path:
+    """The run folder to write, resolved explicitly if reached through a link; links inside it are refused."""
+    _check_can_create(out, "--out")
+    real = out.resolve()
+    if real != out.absolute():
+        print(f"run folder {out} is {real}")
+    for name in ("checkpoints", "metrics.jsonl", "config.json"):
+        if (real / name).is_symlink():
+            raise UsageError(f"{real / name} is a symbolic link; a run writes (and deletes old checkpoints) only in "
+                             "real files and folders: replace the link, or choose another --out")
+    return real
 
 
 def cmd_train(args) -> None:
@@ -142,40 +209,91 @@ def cmd_train(args) -> None:
     from . import checkpoint
     from .config import get_preset
     from .data import load_dataset
-    from .tracking import Tracker
     from .parallel import check_batch_size, initialize_distributed, make_mesh
+    from .tracking import Tracker, resolve_mode
     from .train import fit, init_state
 
+    out = args.out = _check_run_folder(args.out)
+    try:
+        mode = resolve_mode()
+    except ValueError as e:
+        raise UsageError(f"{e}; set WANDB_MODE to one of them, or unset it") from None
     if args.distributed:
         initialize_distributed()
     train_overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
                                          "ckpt_every": args.ckpt_every}.items() if v is not None}
-    has_run = bool(checkpoint.list_checkpoints(args.out))
     if args.resume:
-        state, config = checkpoint.restore(args.out)
+        state, config = checkpoint.restore(out)
         if config.name != args.preset:
-            raise ValueError(f"{args.out} holds a {config.name!r} run, not {args.preset!r}; pass --preset "
+            raise UsageError(f"{out} holds a {config.name!r} run, not {args.preset!r}; pass --preset "
                              f"{config.name} to resume it")
         config = config.replace(train=train_overrides, dataset=args.data or config.dataset)
-        print(f"resuming {args.out} at step {int(state.step)}")
+        print(f"resuming {out} at step {int(state.step)}")
     else:
-        if has_run:
-            raise ValueError(f"{args.out} already holds a run; pass --resume to continue it, or choose another --out")
-        config = get_preset(args.preset).replace(train=train_overrides, dataset=args.data or get_preset(args.preset).dataset)
+        if checkpoint.list_checkpoints(out):
+            raise UsageError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+        preset = get_preset(args.preset)
+        config = preset.replace(train=train_overrides, dataset=args.data or preset.dataset)
         state = None
-    mesh = make_mesh(args.devices)
-    check_batch_size(config.train.batch_size, mesh)
-    _check_writable(args.out)  # after the checks above, so a refused command creates nothing
+    try:
+        mesh = make_mesh(args.devices)
+        check_batch_size(config.train.batch_size, mesh)
+    except ValueError as e:  # more devices than the machine has, a batch that does not split over them
+        raise UsageError(str(e)) from None
     m = config.model
     data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels)
     if state is None:
         state = init_state(config, jax.random.key(config.train.seed))
     print(f"{config.name}: {len(data)} training images of {data.shape[1:]}, {config.train.steps} steps of batch "
           f"{config.train.batch_size} on {mesh.size} {jax.devices()[0].platform.upper()} device(s)")
-    with Tracker(args.out, config.to_dict(), name=f"{config.name}-{args.out.name}") as tracker:
-        fit(config, data, state=state, run_dir=args.out, tracker=tracker, progress=not args.no_progress,
+    _make_folder(out)  # only now: every check that can refuse the command has passed
+    with Tracker(out, config.to_dict(), name=f"{config.name}-{out.name}", mode=mode) as tracker:
+        fit(config, data, state=state, run_dir=out, tracker=tracker, progress=not args.no_progress,
             ckpt_minutes=args.ckpt_minutes or None, keep=args.keep, devices=args.devices)
-    print(f"done: {args.out}")
+    print(f"done: {out}")
+
+
+def _sample_in_chunks(config, model, key, num: int, **sampler):
+    """``num`` images in [-1, 1] as NumPy, drawn ``CHUNK`` at a time (one call, with ``key``, when num <= CHUNK)."""
+    import jax
+    import numpy as np
+
+    from .sample import sample_images
+
+    if num <= CHUNK:
+        return np.asarray(sample_images(config, model, key, num, **sampler))
+    keys = jax.random.split(key, -(-num // CHUNK))
+    return np.concatenate([np.asarray(sample_images(config, model, k, min(CHUNK, num - i * CHUNK), **sampler))
+                           for i, k in enumerate(keys)])
+
+
+def _check_sampler(config, **sampler) -> None:
+    """The sampler's flags against the run (DDIM-only flags need --sampler ddim; --steps <= T), before sampling."""
+    from .sample import sampling_loop
+
+    T = config.diffusion.num_timesteps
+    if sampler.get("steps") is not None and sampler["steps"] > T:
+        raise UsageError(f"--steps {sampler['steps']} is more than this run's T = {T} diffusion steps; use 1 .. {T}")
+    try:
+        sampling_loop(config, 1, **sampler)  # builds nothing big: it checks the flags and picks the loop
+    except ValueError as e:
+        raise UsageError(f"{e}; see --help") from None
+
+
+def _write_npz(path: Path, **arrays) -> None:
+    """Write ``path`` atomically: a temporary file beside it, renamed when complete, removed on any failure."""
+    import tempfile
+
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def cmd_sample(args) -> None:
@@ -183,21 +301,25 @@ def cmd_sample(args) -> None:
     import numpy as np
 
     from . import checkpoint
-    from .sample import sample_images
     from .tracking import save_png
 
+    out, png = args.out, args.out.with_suffix(".png")
+    if out.suffix != ".npz":
+        raise UsageError(f"--out must name a .npz file, got {out}")
+    for path in (out, png):
+        if path.is_dir() or path.is_symlink():
+            raise UsageError(f"{path} is a {'directory' if path.is_dir() else 'symbolic link'}; --out must name a "
+                             "new or regular .npz file (its grid goes beside it as .png)")
+    _check_can_create(out.parent, "--out")
     state, config = checkpoint.restore(args.run)
-    if args.out.suffix != ".npz":
-        raise ValueError(f"--out must name a .npz file, got {args.out}")
-    _check_writable(args.out.parent)
-    images = sample_images(config, state.ema, jax.random.key(args.seed), args.num, sampler=args.sampler,
-                           steps=args.steps, eta=args.eta)
-    samples = np.asarray((images + 1.0) / 2.0, dtype=np.float32).clip(0.0, 1.0)
-    tmp = args.out.with_name(args.out.stem + ".tmp.npz")
-    np.savez(tmp, samples=samples)
-    os.replace(tmp, args.out)
-    png = save_png(images, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} ({samples.shape}, float32 in [0, 1]) and {png}")
+    _check_sampler(config, sampler=args.sampler, steps=args.steps, eta=args.eta)
+    images = _sample_in_chunks(config, state.ema, jax.random.key(args.seed), args.num, sampler=args.sampler,
+                               steps=args.steps, eta=args.eta)
+    samples = ((images + 1.0) / 2.0).astype(np.float32).clip(0.0, 1.0)
+    _make_folder(out.parent)
+    _write_npz(out, samples=samples)
+    png = save_png(images, png)
+    print(f"wrote {out} ({samples.shape}, float32 in [0, 1]) and {png}")
 
 
 def cmd_eval(args) -> None:
@@ -207,11 +329,10 @@ def cmd_eval(args) -> None:
     from . import checkpoint
     from .bpd import bits_per_dim
     from .data import load_dataset, load_digits, to_uint8
-    from .sample import sample_images
     from .train import schedule_for
 
     if args.num_samples == 1:
-        raise ValueError("--num-samples 1 is too few for a Frechet distance; give 0 (no table) or at least 2")
+        raise UsageError("--num-samples 1 is too few for a Frechet distance; give 0 (no table) or at least 2")
     state, config = checkpoint.restore(args.run)
     m, T = config.model, config.diffusion.num_timesteps
     digits = config.dataset == "digits"
@@ -235,7 +356,7 @@ def cmd_eval(args) -> None:
         if num > 0:
             from .evaluate import NUM_JUDGES, digits_judge, digits_quality_table, format_table
 
-            images = sample_images(config, state.ema, k_samples, num)
+            images = _sample_in_chunks(config, state.ema, k_samples, num)
             table = digits_quality_table(to_uint8(images), seed=args.seed)
             print(f"sample quality of {num} samples (DDPM, {T} steps), the mean of {NUM_JUDGES} judges, each against "
                   f"{min(num, len(digits_judge().held_out))} real digits it never saw:")
@@ -244,23 +365,58 @@ def cmd_eval(args) -> None:
         print("(no sample-quality table: it is defined for the digits dataset only)")
 
 
+def _internal_error(e: Exception, args) -> int:
+    """A bug, not the user's mistake: one line saying so; the traceback kept for a bug report."""
+    import traceback
+
+    text = traceback.format_exc()
+    kept = "rerun with --debug to print it"
+    out = getattr(args, "out", None)
+    if args.command == "train" and out is not None and out.is_dir():  # a run was under way: keep it beside the run
+        try:
+            (out / "internal_error.txt").write_text(text)
+            kept = f"it is in {out / 'internal_error.txt'}"
+        except OSError:
+            pass
+    if args.debug:
+        print(text, file=sys.stderr, end="")
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    print(f"internal error: {type(e).__name__}: {first} -- a bug in nanoddpm_utils, not in your command; please "
+          f"report it with the traceback ({kept})", file=sys.stderr)
+    return 1
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .tracking import TrackingError
     from .train import DivergenceError
 
     args = build_parser().parse_args(argv)
     try:
-        {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}[args.command](args)
-    except DivergenceError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (DataError, CheckpointError, ValueError, FileNotFoundError) as e:
+        COMMANDS[args.command](args)
+    except (UsageError, DataError, CheckpointError, TrackingError) as e:  # the user's to fix
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except DivergenceError as e:  # the run's: the message says what to try
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; the newest checkpoint is kept (resume with --resume)", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine's: a full disk, a file removed under the run
+        if args.debug:
+            import traceback
+            traceback.print_exc()
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}; free the disk or fix the path and retry (train: --resume; "
+              "--debug prints the traceback)", file=sys.stderr)
+        return 1
+    except Exception as e:
+        return _internal_error(e, args)
     return 0
 
 

@@ -9,6 +9,12 @@ Layout of a run directory::
 
 Writes are atomic (temporary file, flush + fsync, rename), so a run killed while
 saving never leaves a half-written checkpoint in place of a good one.
+
+Keep-last-k goes by what was written, not by file names: after a save, the checkpoint just written (read
+back and verified first) and the newest intact ones before it are kept, ``keep`` in all; the checkpoint
+this process resumed from is never deleted; damaged ones (interrupted or corrupted saves) are deleted once
+a newer save is verified. A run folder reached through a symbolic link is resolved to its target (the run
+lives there); a ``checkpoints/`` that is itself a link is refused, since old checkpoints are deleted in it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,20 @@ _FRESH = "train afresh with another --out (this run is left as it is)"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with what to do about it."""
+
+
+# The checkpoint (file name) each run folder (resolved) was last restored from in this process: keep-last-k never deletes it.
+_RESUMED_FROM: dict[Path, str] = {}
+
+
+def _folder(run_dir: str | Path) -> Path:
+    """``run_dir/checkpoints`` of the resolved run folder; refused when it is a symbolic link."""
+    folder = Path(run_dir).resolve() / "checkpoints"
+    if folder.is_symlink():
+        raise CheckpointError(f"{folder} is a symbolic link (to {os.readlink(folder)}); keep-last-k deletes old "
+                              "checkpoints in it, so it must be a real folder: replace the link by a folder holding "
+                              "the checkpoints, or point --out at the real run folder")
+    return folder
 
 
 def _keystr(match: re.Match) -> str:
@@ -90,44 +110,75 @@ def load_config(run_dir: str | Path) -> Config:
 
 
 def save(run_dir: str | Path, state, config: Config, *, keep: int = 3) -> Path:
-    """Write ``state`` as ``checkpoints/step_N.eqx`` (+ its checksum file) and keep the newest ``keep``."""
+    """Write ``state`` as ``checkpoints/step_N.eqx`` (+ its checksum file), verify it, then keep-last-k (see above)."""
     import io
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
+    folder = _folder(run_dir)
     save_config(run_dir, config)
     step = int(state.step)
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, state)
     data = buf.getvalue()
-    path = run_dir / "checkpoints" / f"step_{step:08d}.eqx"
+    path = folder / f"step_{step:08d}.eqx"
     _atomic_write(path, data)
     meta = {"step": step, "sha256": hashlib.sha256(data).hexdigest(), "format": FORMAT, "version": __version__}
     _atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
-    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
-        old.with_suffix(".json").unlink(missing_ok=True)
+    problem = _verify(path)
+    if problem is not None:  # nothing is deleted on the word of a checkpoint that does not read back
+        raise CheckpointError(f"the checkpoint just written, {path}, does not read back ({problem}): check the disk; "
+                              "the older checkpoints are kept")
+    if keep > 0:
+        _prune(folder, keep, path)
     return path
 
 
+def _prune(folder: Path, keep: int, written: Path) -> None:
+    """Delete all but ``written`` and the newest intact checkpoints, ``keep`` in all; never the one resumed from,
+    never one of another format (another version's to read)."""
+    protected = {written.name, _RESUMED_FROM.get(folder.parent)}
+    kept = 1
+    for path in reversed(list_checkpoints(folder.parent)):  # newest step first
+        if path == written:
+            continue
+        problem = _verify(path)
+        if problem is None and kept < keep:
+            kept += 1
+        elif path.name not in protected and (problem is None or _meta(path) is None or _meta(path).get("format") == FORMAT):
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Checkpoint files of a run, oldest first."""
-    folder = Path(run_dir) / "checkpoints"
+    """Checkpoint files of a run, by step, oldest first."""
+    folder = _folder(run_dir)
     return sorted(p for p in folder.glob("step_*.eqx") if _NAME.search(p.name)) if folder.is_dir() else []
+
+
+def _meta(path: Path) -> dict | None:
+    """The checksum file of checkpoint ``path`` as a dict, or None when it is missing or unreadable."""
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _verify(path: Path) -> str | None:
     """None when ``path`` is complete and intact, else why not."""
-    meta_path = path.with_suffix(".json")
-    if not meta_path.exists():
+    if not path.with_suffix(".json").exists():
         return "its checksum file is missing (the save was interrupted)"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
+    meta = _meta(path)
+    if meta is None:
         return "its checksum file is corrupt"
     if meta.get("format") != FORMAT:
         return (f"it has format {meta.get('format')} (written by nanoddpm_utils {meta.get('version', '?')}), "
                 f"this version ({__version__}) reads format {FORMAT}")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != meta.get("sha256"):
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as e:
+        return f"it cannot be read ({e.strerror or type(e).__name__})"
+    if digest != meta.get("sha256"):
         return "its checksum does not match (truncated or corrupted)"
     return None
 
@@ -153,7 +204,7 @@ def restore(run_dir: str | Path, config: Config | None = None, path: str | Path 
     """
     from .train import init_state
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     saved = load_config(run_dir)
     if config is not None and config.model != saved.model:
         diff = ", ".join(f"{k} {getattr(saved.model, k)!r} there, {getattr(config.model, k)!r} here"
@@ -179,4 +230,5 @@ def restore(run_dir: str | Path, config: Config | None = None, path: str | Path 
         raise CheckpointError(f"{path} does not fit the model of {run_dir / 'config.json'} ({_first_line(e)}): it "
                               f"was written by another config or another version of the model; {_FRESH}, or use "
                               "the version of nanoddpm_utils that wrote it") from None
+    _RESUMED_FROM[run_dir] = path.name
     return state, config

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,6 +22,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .batch_pickle import BatchRefused, read_batch
 
 SPLITS = ("train", "test", "all")
 LAYOUTS = ("auto", "batches", "competition", "png")
@@ -129,67 +130,20 @@ def image_folder_classes(path) -> list[str]:
         p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in d.rglob("*")))
 
 
-# --- CIFAR-10: the pickled batches, read without running code -----------------------------
-
-def _numpy_globals() -> dict:
-    """The only globals a CIFAR-10 batch refers to, under both numpy 1 and numpy 2 module names."""
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray
-    allowed = {}
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = multiarray._reconstruct
-        allowed[(mod, "scalar")] = multiarray.scalar
-    allowed[("numpy", "ndarray")] = np.ndarray
-    allowed[("numpy", "dtype")] = np.dtype
-    return allowed
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    """Unpickling calls any function a file names; a batch only needs numpy's array rebuilders.
-
-    ``find_class`` answers from a fixed allowlist (it never imports), so a tampered file
-    that names e.g. ``os.system`` is refused before anything runs.
-    """
-
-    _ALLOWED = _numpy_globals()
-
-    def __init__(self, file, filename):
-        super().__init__(file, encoding="bytes")  # the batches were pickled by Python 2
-        self.filename = filename
-
-    def find_class(self, module, name):
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise DataError(f"{self.filename} asks to load the forbidden global {module}.{name}: a genuine "
-                            "CIFAR-10 batch holds only numpy arrays, so this file is not one (it could run "
-                            "code); delete it and download the dataset again") from None
-
+# --- CIFAR-10: the pickled batches, read without running code (batch_pickle.py) ------------
 
 def _read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch: rows of 3072 bytes (1024 R, 1024 G, 1024 B, each 32x32 row-major) -> NHWC."""
+    """One pickled batch (see ``batch_pickle``): rows of 3072 bytes (1024 R, 1024 G, 1024 B, each 32x32
+    row-major) -> NHWC."""
     try:
-        with open(file, "rb") as fh:
-            batch = _BatchUnpickler(fh, file).load()
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"cannot unpickle CIFAR-10 batch {file} ({type(e).__name__}: {_first_line(e)}); "
-                        "delete it and download the dataset again") from None
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        found = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise DataError(f"{file} is not a CIFAR-10 batch: expected a dict with keys b'data' and b'labels', "
-                        f"found {found}; download the dataset again")
-    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"{file}: b'data' should be a uint8 array of shape (N, 3072), found {found}; "
-                        "download the dataset again")
-    if labels.shape != (len(data),):
-        raise DataError(f"{file}: {len(data)} images but labels of shape {labels.shape}; download the dataset again")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels.astype(np.int32)
+        data, labels = read_batch(file)
+    except BatchRefused as e:
+        raise DataError(f"{file} is not a genuine CIFAR-10 batch: {e}; delete it and download the dataset "
+                        "again") from None
+    except OSError as e:
+        raise DataError(f"cannot read CIFAR-10 batch {file} ({e.strerror or type(e).__name__}); check its "
+                        "permissions, or download the dataset again") from None
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
 def _load_batches(root: Path, split: str):

@@ -27,6 +27,10 @@ MODES = ("online", "offline", "disabled")
 SECRET_WORDS = ("key", "token", "secret", "password")
 
 
+class TrackingError(ValueError):
+    """A run folder the tracker must not write into (a metrics.jsonl that is a link); one line saying what to do."""
+
+
 class NoWandbCredentials(RuntimeError):
     """Online mode was asked for but no API key is configured (we never prompt for one)."""
 
@@ -136,6 +140,9 @@ class Tracker:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        if self.metrics_path.is_symlink():
+            raise TrackingError(f"{self.metrics_path} is a symbolic link; metrics are appended only to a real file: "
+                                "remove the link, or choose another run folder")
         if dataclasses.is_dataclass(config) and not isinstance(config, type):
             config = dataclasses.asdict(config)
         self.config = drop_secrets(dict(config or {}))
@@ -167,8 +174,11 @@ class Tracker:
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         """Append `{"step": step, **metrics}` to metrics.jsonl and send the metrics to W&B."""
         row = {k: _scalar(k, v) for k, v in metrics.items()}
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps({"step": int(step), **row}) + "\n")
+        line = (json.dumps({"step": int(step), **row}) + "\n").encode()
+        # never through a link (O_NOFOLLOW: a link put in its place is refused with ELOOP, not followed)
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "ab") as f:
+            f.write(line)
         self._send(lambda: row, step)
 
     def log_images(self, name: str, images, step: int) -> None:

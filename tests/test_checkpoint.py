@@ -72,3 +72,71 @@ def test_mismatched_config_and_missing(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(d))
     with pytest.raises(CheckpointError, match=r"does not fit the model of .*config.json \(.*model\.\w+.*changed shape"):
         checkpoint.restore(tmp_path)
+
+
+def at_step(step: int):
+    return eqx.tree_at(lambda st: st.step, init_state(CONFIG, 0), jnp.int32(step))
+
+
+def names(run):
+    return [int(p.name[5:13]) for p in checkpoint.list_checkpoints(run)]
+
+
+def test_keep_goes_by_what_was_written_not_by_name(tmp_path):
+    """The audit's case: the newest checkpoint is corrupt, the run resumes from an older one and saves at a step
+    below the corrupt one's with --keep 1. Deciding by name kept only the corrupt file."""
+    for step in (5, 10):
+        checkpoint.save(tmp_path, at_step(step), CONFIG, keep=3)
+    newest = tmp_path / "checkpoints" / "step_00000010.eqx"
+    newest.write_bytes(newest.read_bytes()[:-7])
+    with pytest.warns(UserWarning, match="skipping checkpoint step_00000010.eqx"):
+        resumed, _ = checkpoint.restore(tmp_path)
+    assert int(resumed.step) == 5
+    checkpoint.save(tmp_path, at_step(7), CONFIG, keep=1)  # e.g. --ckpt-minutes fired at step 7
+    assert names(tmp_path) == [5, 7]  # the one written and the one resumed from; the corrupt one is gone
+    checkpoint.save(tmp_path, at_step(8), CONFIG, keep=1)
+    assert names(tmp_path) == [5, 8]  # the resumed-from checkpoint stays for the whole run
+    assert int(checkpoint.restore(tmp_path)[0].step) == 8
+
+
+def test_keep_never_deletes_another_formats_checkpoint(tmp_path):
+    checkpoint.save(tmp_path, at_step(3), CONFIG)
+    meta = tmp_path / "checkpoints" / "step_00000003.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format": 99}))
+    for step in (4, 5, 6):
+        checkpoint.save(tmp_path, at_step(step), CONFIG, keep=1)
+    assert names(tmp_path) == [3, 6]
+
+
+def test_nothing_is_deleted_when_the_new_checkpoint_does_not_read_back(tmp_path, monkeypatch):
+    for step in (1, 2):
+        checkpoint.save(tmp_path, at_step(step), CONFIG, keep=2)
+    real = checkpoint._verify
+    monkeypatch.setattr(checkpoint, "_verify", lambda p: "a bad disk" if p.name == "step_00000003.eqx" else real(p))
+    with pytest.raises(CheckpointError, match=r"step_00000003.eqx, does not read back \(a bad disk\).*older .* kept"):
+        checkpoint.save(tmp_path, at_step(3), CONFIG, keep=1)
+    assert names(tmp_path) == [1, 2, 3]
+
+
+def test_a_linked_checkpoints_folder_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "step_00000001.eqx").write_bytes(b"someone else's file")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoints").symlink_to(elsewhere)
+    for call in (lambda: checkpoint.save(run, at_step(2), CONFIG, keep=1), lambda: checkpoint.list_checkpoints(run)):
+        with pytest.raises(CheckpointError, match="checkpoints is a symbolic link .*must be a real folder"):
+            call()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["step_00000001.eqx"]
+
+
+def test_a_linked_run_folder_is_resolved(tmp_path):
+    real = tmp_path / "real"
+    link = tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    for step in (1, 2):
+        checkpoint.save(link, at_step(step), CONFIG, keep=1)
+    assert names(real) == [2] and (real / "config.json").is_file()
+    assert int(checkpoint.restore(link)[0].step) == 2

@@ -108,14 +108,18 @@ def test_a_corrupt_image_is_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("batch, words", [
-    ({b"pixels": np.zeros((2, 3072), np.uint8)}, ["is not a CIFAR-10 batch", "b'data' and b'labels'", "b'pixels'"]),
-    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, ["(N, 3072)", "found uint8 (2, 100)"]),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1, 2]}, ["2 images but labels of shape (3,)"]),
+    ({b"pixels": np.zeros((2, 3072), np.uint8)}, ["is not a genuine CIFAR-10 batch", "not b'data' and b'labels'",
+                                                  "b'pixels'"]),
+    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, ["(N, 3072)", "shape (2, 100)"]),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1, 2]}, ["a list of 3", "not a list of 2 ints"]),
+    ({b"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], 1: 2}, ["keys of type int, str"]),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"1", b"2"]}, ["b'labels' holds b'1'", "ints in 0..9"]),
 ])
 def test_a_cifar_batch_with_wrong_keys_or_shape(tmp_path, capsys, batch, words):
     write_batch(tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_1", batch)
     user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "cifar"],
                "data_batch_1", *words, "download the dataset again")
+    assert not (tmp_path / "r").exists()  # refused while loading the data: no run folder
 
 
 def test_kagglehub_without_credentials(tmp_path, capsys, monkeypatch):
@@ -221,7 +225,7 @@ def test_run_directory_not_writable(tmp_path, capsys, smoke_run):
     blocker = tmp_path / "a-file"
     blocker.write_text("mine")
     user_error(capsys, ["train", "--preset", "smoke", "--out", blocker / "run"],
-               f"cannot write to {blocker / 'run'}", "Not a directory", "choose another --out")
+               f"{blocker} is a file, so {blocker / 'run'} cannot be created", "choose another --out")
     user_error(capsys, ["train", "--preset", "smoke", "--out", blocker], f"{blocker} is a file, not a directory",
                "choose another --out")
     user_error(capsys, ["sample", "--run", smoke_run, "--out", blocker / "s.npz"], f"{blocker} is a file",
@@ -287,3 +291,105 @@ def test_batch_size_not_divisible_by_the_device_count(tmp_path):
     assert len(lines) == 1 and "batch size 12 does not split evenly over 8 devices" in lines[0], r.stderr
     assert "8 or 16" in lines[0] and "--devices" in lines[0]
     assert not (tmp_path / "r").exists()
+
+
+# --- issue 15: bounds, paths, links, internal errors, nothing left behind ---------------------------------
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--out", "{tmp}/r", "--seed", "99999999999999999999999"], ["--seed: must be <= 4,294,967,295"]),
+    (["train", "--out", "{tmp}/r", "--seed", "-1"], ["--seed: must be >= 0"]),
+    (["sample", "--run", "{tmp}", "--out", "{tmp}/s.npz", "--num", "50001"], ["--num: must be <= 50,000"]),
+    (["sample", "--run", "{tmp}", "--out", "{tmp}/s.npz", "--seed", "4294967296"], ["--seed: must be <= 4,294,967,295"]),
+    (["eval", "--run", "{tmp}", "--num-samples", "10**6"], ["is not a whole number"]),
+    (["eval", "--run", "{tmp}", "--num-samples", "1000000"], ["--num-samples: must be <= 50,000"]),
+])
+def test_bounds_of_seed_and_num(tmp_path, capsys, argv, words):
+    user_error(capsys, [a.format(tmp=tmp_path) for a in argv], *words)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_sample_to_a_directory_is_refused_before_sampling(smoke_run, capsys, monkeypatch):
+    monkeypatch.setattr("nanoddpm_utils.__main__._sample_in_chunks", lambda *a, **k: pytest.fail("sampled"))
+    (smoke_run.parent / "x.npz").mkdir()
+    user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "x.npz"], "x.npz is a directory")
+    (smoke_run.parent / "y.png").mkdir()
+    user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "y.npz"], "y.png is a directory")
+    user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "z.npz", "--steps", "5"],
+               "needs sampler='ddim'")
+    user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "z.npz", "--sampler", "ddim",
+                        "--steps", "51"], "more than this run's T = 50")
+    assert sorted(p.name for p in smoke_run.parent.iterdir()) == ["run", "x.npz", "y.png"]
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_no_temporary_file_is_left_when_writing_fails(smoke_run, capsys, monkeypatch, failure):
+    out = smoke_run.parent / "out" / "s.npz"
+
+    def savez(file, **arrays):
+        file.write(b"half a file")
+        raise failure
+
+    monkeypatch.setattr("numpy.savez", savez)
+    code = main(["sample", "--run", str(smoke_run), "--out", str(out), "--num", "2"])
+    assert code == (130 if isinstance(failure, KeyboardInterrupt) else 1)
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and ("No space left on device" in err or "interrupted" in err), err
+    assert list(out.parent.iterdir()) == []  # no s.npz, no temporary file
+
+
+def test_a_large_num_is_drawn_in_chunks(smoke_run, capsys, monkeypatch):
+    import nanoddpm_utils.__main__ as cli
+
+    monkeypatch.setattr(cli, "CHUNK", 3)
+    assert main(["sample", "--run", str(smoke_run), "--out", str(smoke_run.parent / "s.npz"), "--num", "7"]) == 0
+    samples = np.load(smoke_run.parent / "s.npz")["samples"]
+    assert samples.shape == (7, 8, 8, 1)
+    assert not np.allclose(samples[:3], samples[3:6])  # each chunk has its own key
+
+
+def test_an_internal_error_is_not_dressed_as_the_users(tmp_path, capsys, monkeypatch):
+    def broken_fit(*args, **kwargs):
+        raise ValueError("an internal bug")  # a ValueError of ours, not the user's
+
+    monkeypatch.setattr("nanoddpm_utils.train.fit", broken_fit)
+    out = tmp_path / "r"
+    assert main(["train", "--preset", "smoke", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("internal error: ValueError: an internal bug") and "\n" not in err, err
+    assert "not in your command" in err and str(out / "internal_error.txt") in err
+    assert "broken_fit" in (out / "internal_error.txt").read_text()  # the traceback, for a bug report
+    assert main(["train", "--preset", "smoke", "--out", str(tmp_path / "r2"), "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("internal error: ValueError")
+
+
+@pytest.mark.parametrize("case", ["wandb mode", "image size", "download"])
+def test_a_refused_command_creates_nothing(tmp_path, capsys, monkeypatch, case):
+    out = tmp_path / "deep" / "r"
+    argv = ["train", "--preset", "smoke", "--out", out]
+    if case == "wandb mode":
+        monkeypatch.setenv("WANDB_MODE", "sometimes")
+        words = ["W&B mode must be one of", "WANDB_MODE"]
+    elif case == "image size":
+        save_png(tmp_path / "imgs" / "a.png", np.zeros((16, 16)))
+        argv += ["--data", tmp_path / "imgs"]
+        words = ["16x16x1", "preset expects 8x8x1"]
+    else:
+        def fail(handle):
+            raise UnauthenticatedError("no credentials")
+        monkeypatch.setattr(kagglehub, "dataset_download", fail)
+        argv += ["--data", "cifar10"]
+        words = ["could not download CIFAR-10"]
+    user_error(capsys, argv, *words)
+    assert not (tmp_path / "deep").exists()
+
+
+def test_links_inside_a_run_folder_are_refused(tmp_path, capsys):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    for name in ("checkpoints", "metrics.jsonl"):
+        out = tmp_path / f"r-{name}"
+        out.mkdir()
+        (out / name).symlink_to(target / name)
+        user_error(capsys, ["train", "--preset", "smoke", "--out", out], f"{out / name} is a symbolic link")
+    assert list(target.iterdir()) == []

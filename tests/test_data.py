@@ -142,19 +142,159 @@ def test_cifar_batches_local_path_and_load_dataset(monkeypatch, batches_dir):
         load_cifar10(path=root, layout="png")
 
 
-def test_cifar_batch_bad_contents(tmp_path):
+def _py2_pickle(obj) -> bytes:
+    """``obj`` pickled as Python 2's cPickle wrote the real batches: protocol 2, every str and bytes a BINSTRING
+    (so the reader sees bytes: keys, dtype code, the array's raw data)."""
+    import io
+
+    class Py2Pickler(pickle._Pickler):
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_py2_str(self, text):
+            data = text.encode("latin1") if isinstance(text, str) else text
+            op = pickle.SHORT_BINSTRING + bytes([len(data)]) if len(data) < 256 else \
+                pickle.BINSTRING + len(data).to_bytes(4, "little")
+            self.write(op + data)
+            self.memoize(text)
+
+        dispatch[str] = dispatch[bytes] = save_py2_str
+
+    out = io.BytesIO()
+    Py2Pickler(out, protocol=2).dump(obj)
+    return out.getvalue()
+
+
+def test_cifar_batch_as_python2_wrote_it(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
-    (folder / "data_batch_1").write_bytes(pickle.dumps({b"pixels": np.zeros((2, 3072), np.uint8)}, protocol=3))
-    with pytest.raises(DataError, match=r"data_batch_1 is not a CIFAR-10 batch.*found \[b'pixels'\]"):
+    images = RNG.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [3, 0, 9], b"data": _rows(images),
+             b"filenames": [b"a.png", b"b.png", b"c.png"]}
+    payload = _py2_pickle(batch)
+    assert b"numpy._core" in payload or b"numpy.core" in payload
+    assert b"_codecs" not in payload  # no Python 3 bytes encoding: strings are BINSTRINGs as in the real files
+    (folder / "data_batch_1").write_bytes(payload.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    x, y = load_cifar10("train", path=tmp_path, return_labels=True)
+    np.testing.assert_array_equal(x, images)
+    np.testing.assert_array_equal(y, [3, 0, 9])
+
+
+class _Reduce:
+    """Pickles as ``fn(*args)``: how a crafted file names any callable."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+class _ArrayWithState:
+    """Pickles as numpy does (``_reconstruct(ndarray, (0,), b'b')`` then BUILD), with a state of our choosing."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        return np.ndarray.__reduce__(np.zeros(0, np.uint8))[:2] + (self.state,)
+
+
+def _nested_shared_labels() -> bytes:
+    level = list(range(10))
+    for _ in range(12):  # 10**13 leaves if expanded, a few hundred bytes pickled: every level is one memo entry
+        level = [level] * 10
+    return pickle.dumps({b"data": np.zeros((10, 3072), np.uint8), b"labels": level}, protocol=3)
+
+
+def _deep_labels(depth: int = 30_000) -> bytes:
+    """A dict whose b'labels' is a list nested ``depth`` deep (two bytes a level, written opcode by opcode)."""
+    return (b"\x80\x03}" + b"C\x06labels" + b"]" * depth + b"a" * (depth - 1) + b"s.")
+
+
+U1 = np.dtype(np.uint8)
+ZEROS = np.zeros((2, 3072), np.uint8)
+CRAFTED = {  # name: (payload, words the refusal must hold)
+    "uninitialised 800 MB array (numpy.ndarray called)": (
+        pickle.dumps({b"data": _Reduce(np.ndarray, (260_000, 3072), U1), b"labels": [0]}, protocol=3),
+        ["calls numpy.ndarray directly"]),
+    "zero-stride view of a million rows": (
+        pickle.dumps({b"data": _Reduce(np.ndarray, (1_000_000, 3072), U1, b"\0" * 3072, 0, (0, 1)),
+                      b"labels": [0] * 100}, protocol=3),
+        ["calls numpy.ndarray directly"]),
+    "an array state claiming 200,000 rows": (
+        pickle.dumps({b"data": _ArrayWithState((1, (200_000, 3072), U1, False, b"")), b"labels": [0]}, protocol=3),
+        ["shape (200000, 3072)", "1..10000"]),
+    "an array state with too few bytes": (
+        pickle.dumps({b"data": _ArrayWithState((1, (10, 3072), U1, False, b"\0" * 3072)), b"labels": [0]},
+                     protocol=3), ["holds 3072 bytes", "not exactly 30720"]),
+    "a float32 array": (pickle.dumps({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, protocol=3),
+                        ["dtype", "uint8"]),
+    "a Fortran-order array": (
+        pickle.dumps({b"data": np.asfortranarray(ZEROS), b"labels": [0, 1]}, protocol=3), ["Fortran order"]),
+    "two arrays": (pickle.dumps({b"data": ZEROS, b"labels": [0, 1], b"more": ZEROS.copy()}, protocol=3),
+                   ["more than one array"]),
+    "nested shared labels": (_nested_shared_labels(), ["b'labels' holds a list", "ints in 0..9"]),
+    "labels nested 30,000 deep": (_deep_labels(), ["not b'data' and b'labels'"]),
+    "keys of mixed types": (pickle.dumps({b"data": ZEROS, "labels": [0, 1], 1: 2}, protocol=3),
+                            ["keys of type int, str", "all bytes"]),
+    "labels as bytes": (pickle.dumps({b"data": ZEROS, b"labels": [b"1", b"2"]}, protocol=3),
+                        ["b'labels' holds b'1'", "ints in 0..9"]),
+    "a label of 10": (pickle.dumps({b"data": ZEROS, b"labels": [0, 10]}, protocol=3), ["holds 10"]),
+    "one label too many": (pickle.dumps({b"data": ZEROS, b"labels": [0, 1, 2]}, protocol=3),
+                           ["a list of 3", "not a list of 2 ints"]),
+    "wrong keys": (pickle.dumps({b"pixels": ZEROS}, protocol=3), ["keys b'pixels'", "not b'data' and b'labels'"]),
+    "rows of 100 bytes": (pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=3),
+                          ["shape (2, 100)", "(N, 3072)"]),
+    "a memo slot of 2**30 (the unpickler would reserve 8 GB)": (
+        b"\x80\x03N" + b"r" + (2**30).to_bytes(4, "little") + b".", ["memo slot 1073741824"]),
+    "bytes claiming 800 MB": (b"\x80\x04\x8e" + (800_000_000).to_bytes(8, "little") + b"\0" * 10,
+                              ["not a complete pickle"]),
+    "truncated": (b"\x80\x03C\x10short", ["not a complete pickle"]),
+    "not a dict": (pickle.dumps([ZEROS, [0, 1]], protocol=3), ["holds a list, not a dict"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_crafted_batches_are_refused_small_and_fast(tmp_path, name):
+    import time
+    import tracemalloc
+
+    payload, words = CRAFTED[name]
+    assert len(payload) < 100_000
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(payload)
+    start = time.process_time()  # CPU time: the machine may be shared, and this is the loader's own cost
+    with pytest.raises(DataError) as refused:
         load_cifar10(path=tmp_path)
-    (folder / "data_batch_1").write_bytes(
-        pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=3))
-    with pytest.raises(DataError, match=r"data_batch_1: b'data' should be .*\(N, 3072\), found uint8 \(2, 100\)"):
-        load_cifar10(path=tmp_path)
-    (folder / "data_batch_1").write_bytes(b"\x80\x03truncated")
-    with pytest.raises(DataError, match="cannot unpickle CIFAR-10 batch .*data_batch_1"):
-        load_cifar10(path=tmp_path)
+    seconds = time.process_time() - start
+    tracemalloc.start()  # a second pass for memory: tracing slows Python down several times
+    try:
+        with pytest.raises(DataError):
+            load_cifar10(path=tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(refused.value)
+    assert "\n" not in message and str(folder / "data_batch_1") in message, message
+    assert "is not a genuine CIFAR-10 batch" in message and "download the dataset again" in message
+    for word in words:
+        assert word in message, f"{word!r} not in: {message}"
+    assert seconds < 1.0, f"{name}: {seconds:.2f} s of CPU before refusing"
+    assert peak < 100e6, f"{name}: {peak / 1e6:.0f} MB before refusing"
+
+
+def test_the_crafted_arrays_are_live(tmp_path):
+    """What the refusals above prevent: an ordinary pickle.load builds these."""
+    big = pickle.loads(CRAFTED["uninitialised 800 MB array (numpy.ndarray called)"][0])[b"data"]
+    assert big.shape == (260_000, 3072) and big.nbytes > 790e6  # uninitialised: never touched here
+    view = pickle.loads(CRAFTED["zero-stride view of a million rows"][0])[b"data"]
+    assert view.shape == (1_000_000, 3072) and view.strides == (0, 1)
+    labels, depth = pickle.loads(_nested_shared_labels())[b"labels"], 0
+    while isinstance(labels, list):  # ten branches a level: np.asarray would try to build 10**13 ints
+        assert len(labels) == 10
+        labels, depth = labels[0], depth + 1
+    assert depth == 13 and len(_nested_shared_labels()) < 32_000  # mostly the 30,720 bytes of b"data"
 
 
 class _Evil:
@@ -172,7 +312,8 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
     payload = pickle.dumps({b"data": _Evil(f"touch {pwned}"), b"labels": [0]}, protocol=3)
     (folder / "data_batch_1").write_bytes(payload)
     (folder / "test_batch").write_bytes(payload)
-    with pytest.raises(DataError, match=r"data_batch_1 asks to load the forbidden global (posix|os|nt)\.system"):
+    with pytest.raises(DataError, match=r"data_batch_1 is not a genuine CIFAR-10 batch: it asks for the global "
+                                        r"'(posix|os|nt)'\.'system'"):
         load_cifar10(path=tmp_path)
     assert not pwned.exists()
     # the payload is live: an ordinary pickle.load would have run it

@@ -314,3 +314,23 @@ def test_wandb_log_error_switches_wandb_off(tmp_path, monkeypatch):
     assert t.run is None and t.mode == "disabled"
     assert [r["loss"] for r in read_metrics(tmp_path)] == [1.0, 0.5]
     assert tracking.MODES == ("online", "offline", "disabled")
+
+
+def test_metrics_are_never_appended_through_a_link(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone's file\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").symlink_to(victim)
+    with pytest.raises(tracking.TrackingError, match="metrics.jsonl is a symbolic link"):
+        Tracker(run, {})
+    (run / "metrics.jsonl").unlink()
+    with Tracker(run, {}) as t:
+        t.log({"loss": 1.0}, step=1)
+        (run / "metrics.jsonl").unlink()
+        (run / "metrics.jsonl").symlink_to(victim)  # a link put in its place while the run goes on
+        with pytest.raises(OSError) as refused:
+            t.log({"loss": 0.5}, step=2)
+    assert refused.value.errno == __import__("errno").ELOOP
+    assert victim.read_text() == "someone's file\n"
