@@ -126,11 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"number of images, 1 .. {MAX_NUM:,}, drawn {CHUNK} at a time (default 64)")
     s.add_argument("--out", required=True, type=Path, help="output .npz file; the grid goes to the same name .png")
     s.add_argument("--seed", type=_seed, default=0, help=f"random seed in 0 .. {MAX_SEED} (default 0)")
-    s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+    s.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++2m"), default="ddpm",
                    help="ddpm: ancestral sampling over all T steps (Algorithm 2, default); ddim: DDIM (Song et al. "
-                        "2021) on --steps evenly spaced steps")
+                        "2021) on --steps steps; dpm++2m: DPM-Solver++(2M) (Lu et al. 2022) on --steps steps")
     s.add_argument("--steps", type=_positive, default=None,
-                   help="DDIM only: number of denoising steps, 1 .. T (default 50, or T if smaller)")
+                   help="ddim and dpm++2m: number of denoising steps, 1 .. T (default 50, or T if smaller)")
+    s.add_argument("--spacing", choices=("uniform", "quadratic", "trailing"), default="uniform",
+                   help="ddim and dpm++2m: where the steps fall; uniform (default), quadratic (dense near t = 0, "
+                        "DDIM paper) or trailing (Lin et al. 2023)")
     s.add_argument("--eta", type=_eta, default=0.0,
                    help="DDIM only: noise scale in [0, 1]; 0 is deterministic given the seed (default), 1 is "
                         "DDPM-like noise")
@@ -312,9 +315,9 @@ def cmd_sample(args) -> None:
                              "new or regular .npz file (its grid goes beside it as .png)")
     _check_can_create(out.parent, "--out")
     state, config = checkpoint.restore(args.run)
-    _check_sampler(config, sampler=args.sampler, steps=args.steps, eta=args.eta)
+    _check_sampler(config, sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
     images = _sample_in_chunks(config, state.ema, jax.random.key(args.seed), args.num, sampler=args.sampler,
-                               steps=args.steps, eta=args.eta)
+                               steps=args.steps, eta=args.eta, spacing=args.spacing)
     samples = ((images + 1.0) / 2.0).astype(np.float32).clip(0.0, 1.0)
     _make_folder(out.parent)
     _write_npz(out, samples=samples)

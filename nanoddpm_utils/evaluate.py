@@ -4,7 +4,12 @@ A small classifier trained on real digits (scikit-learn ships both) judges sampl
 - confidence: the mean top-class probability (sharp, recognisable digits score high);
 - coverage: the entropy of the predicted-class histogram, in nats (log 10 = 2.303 when all ten digits are equally common);
 - Frechet distance between Gaussians fitted to the classifier's hidden pre-activations (the FID recipe, in a fixed
-  64-d feature space instead of Inception's).
+  64-d feature space instead of Inception's);
+- KID, the kernel distance (Binkowski et al. 2018): an unbiased estimate of the squared maximum mean discrepancy with
+  a cubic polynomial kernel, in the same features. Unlike the Frechet distance its expected value does not depend
+  on the set's size, and it is 0 on average when the samples come from the real distribution.
+A second judge shares nothing with the first (``PixelJudge``): a kernel classifier (an RBF support vector machine)
+on the raw pixels, and the principal components of real digits as the feature space for Frechet and KID.
 Each figure is reported next to real digits the judge never saw (the floor) and uniform noise (the ceiling), all
 compared like for like: the same judges, sets of the same size, real digits drawn at random as samples are.
 
@@ -29,6 +34,36 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     covmean = linalg.sqrtm(s_a @ s_b)  # (SciPy's `disp` argument is deprecated)
     covmean = (covmean[0] if isinstance(covmean, tuple) else covmean).real
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2.0 * covmean))
+
+
+def kid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    """Unbiased squared MMD between two sets with the kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018):
+
+        mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j)
+
+    (the diagonals k(a_i, a_i) are left out, which makes it unbiased; it can be slightly negative).
+    """
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    m, n, d = len(a), len(b), a.shape[1]
+    if m < 2 or n < 2:
+        raise ValueError(f"KID needs at least 2 feature vectors in each set, got {m} and {n}")
+    k_aa, k_bb, k_ab = ((x @ y.T / d + 1.0) ** 3 for x, y in ((a, a), (b, b), (a, b)))
+    return float((k_aa.sum() - np.trace(k_aa)) / (m * (m - 1)) + (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
+                 - 2.0 * k_ab.mean())
+
+
+def kid_with_error(feats: np.ndarray, reference: np.ndarray, num_subsets: int = 10) -> tuple[float, float]:
+    """(KID of all of ``feats`` against ``reference``, its standard error).
+
+    The error is the spread of the KIDs of ``num_subsets`` disjoint subsets of ``feats`` (each unbiased too),
+    divided by sqrt(num_subsets): the standard error of their mean, which is at least that of the full-set figure
+    (it also leaves out the pairs across subsets); it is nan when fewer than 4 images allow only one subset.
+    """
+    parts = np.array_split(np.arange(len(feats)), max(1, min(num_subsets, len(feats) // 2)))
+    if len(parts) < 2:
+        return kid(feats, reference), float("nan")
+    values = [kid(feats[p], reference) for p in parts]
+    return kid(feats, reference), float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
 @dataclass(frozen=True)
@@ -67,6 +102,7 @@ class DigitsJudge:
         share = counts / counts.sum()
         nz = share[share > 0]
         feats = self.features(images_uint8)
+        kid_value, kid_se = kid_with_error(feats, self.reference_features)
         return {
             "confidence": float(p.max(1).mean()),
             "coverage_entropy": float(-(nz * np.log(nz)).sum()),
@@ -75,7 +111,26 @@ class DigitsJudge:
             "max_class_share": float(share.max()),
             "frechet": float(np.mean([frechet_distance(feats[i:i + size], self.reference_features)
                                       for i in range(0, n - size + 1, size)])),
+            "kid": kid_value,
+            "kid_se": kid_se,
         }
+
+
+NUM_COMPONENTS = 20  # principal components of the pixel judge: about 90% of the real digits' variance
+
+
+class PixelJudge(DigitsJudge):
+    """The second judge, sharing nothing with the MLPs: an RBF support vector machine on the pixels gives the
+    confidence and classes, and the digits' first ``NUM_COMPONENTS`` principal components (a linear map learnt
+    without labels) are the feature space of the Frechet distance and KID. Its own 80/20 split of the digits."""
+
+    def features(self, images_uint8: np.ndarray) -> np.ndarray:
+        pca, _ = self.clf
+        return pca.transform(self._flat(images_uint8))
+
+    def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
+        _, svm = self.clf
+        return svm.predict_proba(self._flat(images_uint8))
 
 
 NUM_JUDGES = 8
@@ -106,6 +161,28 @@ def digits_judges(num: int = NUM_JUDGES) -> tuple[DigitsJudge, ...]:
     return tuple(judges)
 
 
+PIXEL_JUDGE_SPLIT = 1000  # the random_state of the pixel judge's split (the MLP judges use 0 .. NUM_JUDGES - 1)
+
+
+@lru_cache(maxsize=1)
+def pixel_judge() -> PixelJudge:
+    """The second feature space (a few seconds to build): PCA of real digits + an RBF SVM on their pixels."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import train_test_split
+    from sklearn.svm import SVC
+
+    from .data import load_digits
+
+    x, y = load_digits("all", return_labels=True)
+    train, held_out = train_test_split(np.arange(len(y)), test_size=0.2, random_state=PIXEL_JUDGE_SPLIT)
+    flat = x[train].reshape(len(train), 64).astype(np.float64) / 255.0
+    pca = PCA(n_components=NUM_COMPONENTS, random_state=0).fit(flat)
+    svm = CalibratedClassifierCV(SVC(kernel="rbf"), ensemble=False).fit(flat, y[train])  # Platt-scaled probabilities
+    judge = PixelJudge((pca, svm), None, x[held_out], y[held_out])
+    return replace(judge, reference_features=judge.features(x[train]))
+
+
 def digits_judge() -> DigitsJudge:
     """The first judge, for looking at one feature space."""
     return digits_judges()[0]
@@ -122,26 +199,61 @@ def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, 
 
     Like for like: every row is scored by the same judges, with the Frechet distance computed on sets of the same
     size, m = min(number of samples, a judge's held-out digits), the real row on m held-out digits drawn at random.
-    Each figure is the mean over the judges.
+    The MLP judges' figures are the mean over them (KID's standard error too: the judges share the samples, so
+    their errors do not average out); the pixel judge's figures are prefixed ``pixel_``.
     """
     judges = digits_judges()
     m = min(len(samples_uint8), len(judges[0].held_out))
     rng = np.random.default_rng(seed)
     noise = rng.integers(0, 256, samples_uint8.shape, dtype=np.uint8)
-    rows = {"samples": [], "real (held out)": [], "noise": []}
+    names = ("samples", "real (held out)", "noise")
+    rows = {name: [] for name in names}
     for judge in judges:
         real = judge.held_out[rng.permutation(len(judge.held_out))[:m]]
-        for name, images in (("samples", samples_uint8), ("real (held out)", real), ("noise", noise)):
+        for name, images in zip(names, (samples_uint8, real, noise)):
             rows[name].append(judge.score(images, m))
-    return {name: _mean_rows(r) for name, r in rows.items()}
+    table = {name: _mean_rows(r) for name, r in rows.items()}
+    pixel = pixel_judge()
+    real = pixel.held_out[rng.permutation(len(pixel.held_out))[:m]]
+    for name, images in zip(names, (samples_uint8, real, noise)):
+        table[name].update({f"pixel_{k}": v for k, v in pixel.score(images, m).items()})
+    return table
 
 
-TABLE_COLUMNS = ("confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet")
+TABLE_COLUMNS = ("confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet", "kid",
+                 "pixel_confidence", "pixel_frechet", "pixel_kid")
 
 
 def format_table(table: dict[str, dict]) -> str:
-    lines = [f"{'':18s}" + "".join(f"{c:>18s}" for c in TABLE_COLUMNS)]
-    for name, row in table.items():
-        lines.append(f"{name:18s}" + "".join(f"{row[c]:>18.3f}" if isinstance(row[c], float) else f"{row[c]:>18d}"
-                                             for c in TABLE_COLUMNS))
+    """The rows of ``digits_quality_table``; KID with its standard error, both x 1000."""
+    def cell(row, c):
+        if c.endswith("kid"):
+            return f"{1e3 * row[c]:.2f}+-{1e3 * row[c + '_se']:.2f}".rjust(16)
+        return f"{row[c]:>16.3f}" if isinstance(row[c], float) else f"{row[c]:>16d}"
+
+    heads = [c.replace("kid", "kid x1e3").replace("coverage_", "class_") for c in TABLE_COLUMNS]
+    lines = [f"{'':18s}" + "".join(f"{h:>16s}" for h in heads)]
+    lines += [f"{name:18s}" + "".join(cell(row, c) for c in TABLE_COLUMNS) for name, row in table.items()]
     return "\n".join(lines)
+
+
+JUDGES = {"mlp": ("frechet", "kid"), "pixel": ("pixel_frechet", "pixel_kid")}
+
+
+def as_good(candidate: dict, reference: dict, spread: dict | None = None, tolerance: float = 0.10) -> dict:
+    """Is ``candidate`` as good as ``reference`` (rows of ``digits_quality_table``, or means over seeds)?
+
+    For each figure (Frechet distance and KID of each judge): yes when it is at most ``tolerance`` (relative, of
+    the reference's magnitude) above the reference, or within ``spread[figure]`` of it (the spread of the
+    difference: a seed-to-seed standard deviation, or KID's standard error). A judge agrees when both its figures
+    say yes; "as good" needs both judges. Returns {figure: bool, ..., "mlp": bool, "pixel": bool, "as_good": bool}.
+    """
+    spread = spread or {}
+    out = {}
+    for judge, figures in JUDGES.items():
+        for f in figures:
+            margin = max(tolerance * abs(reference[f]), spread.get(f, 0.0))
+            out[f] = bool(candidate[f] - reference[f] <= margin)
+        out[judge] = all(out[f] for f in figures)
+    out["as_good"] = all(out[j] for j in JUDGES)
+    return out

@@ -1,10 +1,13 @@
-"""The digits judge: the Frechet distance against closed forms, and the like-for-like floor of the quality table."""
+"""The digits judges: the Frechet distance against closed forms, KID against a direct double loop and known cases,
+the second (pixel) judge's independence from the first, the "as good" verdict, and the like-for-like floor."""
 
 import numpy as np
 import pytest
 
 from nanoddpm_utils.data import load_digits
-from nanoddpm_utils.evaluate import digits_judges, digits_quality_table, frechet_distance
+from nanoddpm_utils import evaluate
+from nanoddpm_utils.evaluate import (as_good, digits_judges, digits_quality_table, frechet_distance, kid,
+                                     kid_with_error, pixel_judge)
 
 
 def with_moments(rng, n, mean, cov):
@@ -72,3 +75,110 @@ def test_a_frechet_distance_needs_two_images():
         digits_quality_table(load_digits("test")[:1])
     with pytest.raises(ValueError, match="size must be 2 .. 3"):
         digits_judges()[0].score(load_digits("test")[:3], size=4)
+
+
+# --------------------------------------------------------------------------- KID
+def kid_by_pairs(a, b):
+    """Unbiased MMD^2 written as the double sums over pairs, one pair at a time, k(x, y) = (x.y / d + 1)^3."""
+    d = a.shape[1]
+
+    def k(x, y):
+        return (sum(x[i] * y[i] for i in range(d)) / d + 1) ** 3
+
+    m, n = len(a), len(b)
+    aa = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    bb = sum(k(b[i], b[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    ab = sum(k(a[i], b[j]) for i in range(m) for j in range(n)) / (m * n)
+    return aa + bb - 2 * ab
+
+
+def test_kid_is_the_unbiased_mmd_of_the_pairs():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 3)), rng.normal(0.5, 2.0, size=(9, 3))
+    assert kid(a, b) == pytest.approx(kid_by_pairs(a, b), rel=1e-10)
+    assert kid(a, b) == pytest.approx(kid(b, a), rel=1e-12)
+    with pytest.raises(ValueError, match="at least 2"):
+        kid(a[:1], b)
+
+
+def test_kid_is_zero_on_average_for_one_distribution_and_positive_for_shifted_ones():
+    rng = np.random.default_rng(1)
+    same = [kid(rng.normal(size=(30, 4)), rng.normal(size=(40, 4))) for _ in range(400)]
+    # unbiased: the mean over 400 pairs of small sets is 0 within 3 standard errors (a biased estimate, which keeps
+    # the diagonal k(x, x) terms, sits well above: checked below)
+    assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(len(same))
+    assert min(same) < 0 < max(same)
+
+    def diagonal(x):  # what keeping the k(x, x) terms adds, to first order
+        return np.mean([(v @ v / 4 + 1) ** 3 for v in x]) / len(x)
+
+    pairs = ((rng.normal(size=(30, 4)), rng.normal(size=(40, 4))) for _ in range(50))
+    biased = [kid(a, b) + diagonal(a) + diagonal(b) for a, b in pairs]
+    assert np.mean(biased) > 10 * np.std(same) / np.sqrt(len(same))
+    shifted = [kid(rng.normal(size=(30, 4)), rng.normal(0.5, 1.0, size=(40, 4))) for _ in range(50)]
+    assert np.mean(shifted) > 10 * np.std(shifted) / np.sqrt(50) and np.mean(shifted) > 5 * abs(np.mean(same))
+    # the further apart, the larger
+    assert kid(rng.normal(size=(500, 4)), rng.normal(1.0, 1.0, size=(500, 4))) > np.mean(shifted)
+
+
+def test_kid_standard_error_matches_the_spread_across_fresh_sets():
+    rng = np.random.default_rng(2)
+    reference = rng.normal(size=(300, 5))
+    draws = [kid_with_error(rng.normal(0.2, 1.0, size=(200, 5)), reference) for _ in range(60)]
+    spread = np.std([v for v, _ in draws], ddof=1)  # the real spread of the full-set figure over fresh sample sets
+    reported = np.mean([se for _, se in draws])
+    assert 0.7 * spread < reported < 2.0 * spread  # an upper-side estimate (subset means), but of the right size
+    assert np.isnan(kid_with_error(rng.normal(size=(3, 5)), reference)[1])  # one subset: no error to give
+
+
+# --------------------------------------------------------------------------- the second judge
+def test_the_pixel_judge_shares_nothing_with_the_mlp_judges(monkeypatch):
+    import sklearn.neural_network
+
+    pixel_judge.cache_clear()
+
+    class NoMLP:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("the pixel judge must not use an MLP")
+
+    monkeypatch.setattr(sklearn.neural_network, "MLPClassifier", NoMLP)
+    judge = pixel_judge()  # built without any MLP
+    pca, svm = judge.clf
+    assert type(svm).__name__ == "CalibratedClassifierCV" and svm.estimator.kernel == "rbf"
+    # its features are the principal components of its real training digits, found here by an SVD
+    x, y = load_digits("all", return_labels=True)
+    held = {tuple(im.ravel()) for im in judge.held_out}
+    train = np.array([im for im in x if tuple(im.ravel()) not in held]).reshape(-1, 64) / 255.0
+    centred = train - train.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    mine = centred @ vt[: evaluate.NUM_COMPONENTS].T
+    theirs = judge.features(train.reshape(-1, 8, 8, 1).__mul__(255).round().astype(np.uint8))
+    np.testing.assert_allclose(np.abs(theirs), np.abs(mine), atol=1e-6)  # each component up to its sign
+    # its own split: not any MLP judge's
+    for mlp in digits_judges():
+        assert not np.array_equal(np.sort(mlp.held_out_labels), np.sort(judge.held_out_labels)) or \
+            not np.array_equal(mlp.held_out, judge.held_out)
+    accuracy = np.mean(judge.probabilities(judge.held_out).argmax(1) == judge.held_out_labels)
+    assert accuracy > 0.97
+
+
+def test_as_good_needs_both_judges_and_both_figures():
+    ref = {"frechet": 1.0, "kid": 0.010, "pixel_frechet": 0.05, "pixel_kid": 0.002}
+    assert as_good(dict(ref), ref)["as_good"]
+    assert as_good({**ref, "frechet": 1.09}, ref)["as_good"]  # within 10%
+    worse_pixel = {**ref, "pixel_kid": 0.0025}
+    v = as_good(worse_pixel, ref)
+    assert v["mlp"] and not v["pixel"] and not v["as_good"]  # one judge is not enough
+    assert as_good(worse_pixel, ref, spread={"pixel_kid": 0.001})["as_good"]  # inside the spread counts
+    assert not as_good({**ref, "kid": 0.02}, ref)["as_good"]
+    assert as_good({**ref, "kid": -0.01}, ref)["as_good"]  # lower is never worse
+
+
+def test_the_table_scores_every_row_with_both_judges():
+    table = digits_quality_table(load_digits("test"))
+    floor, noise = table["real (held out)"], table["noise"]
+    for judge_kid in ("kid", "pixel_kid"):
+        assert abs(floor[judge_kid]) < 3 * floor[judge_kid + "_se"]  # real digits: KID 0 within its error
+        assert noise[judge_kid] > 30 * floor[judge_kid + "_se"]  # pixel judge: about 80x; MLP judges: about 10,000x
+    assert noise["pixel_frechet"] > 20 * floor["pixel_frechet"] and floor["pixel_confidence"] > 0.9
+    assert "pixel_kid x1e3" in evaluate.format_table(table)
