@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PRESET ?= digits
 RUN    ?= runs/$(PRESET)
 
-.PHONY: train pretrained test lab bench clean
+.PHONY: train pretrained test lab bench colab-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ lab: $(VENV)/.installed-notebooks
 ## bench: benchmarks (not tests), ours beside the PyTorch peer; prints tables quoted in the README
 bench: $(VENV)/.installed-bench
 	$(PY) bench/run_all.py
+
+## colab-check: the Colab replica in full (Colab's preinstalled packages in a venv, a fake google.colab): colab_setup.sh,
+## the unit suite on Colab's jax, notebooks 01 and 06 as on Colab, 06 resumed from a fake Drive (needs PyPI once)
+colab-check: $(VENV)/.installed-dev
+	NANODDPM_COLAB_CHECK=1 $(PY) -m pytest -q tests/test_colab_replica.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

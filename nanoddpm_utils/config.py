@@ -104,8 +104,9 @@ class TrainConfig:
     sample_every: int = 10_000
     ckpt_every: int = 10_000
     seed: int = 0
-    # activations in the train step: "auto" is bfloat16 on GPU/TPU and float32 on CPU (parameters,
-    # optimizer state and the loss stay float32 either way); see train.resolve_compute_dtype
+    # activations in the train step: "auto" is bfloat16 on TPUs and on GPUs with bfloat16 units (compute
+    # capability >= 8.0), float32 elsewhere, e.g. a T4 or a CPU (parameters, optimizer state and the loss
+    # stay float32 either way); see train.resolve_compute_dtype
     compute_dtype: str = "auto"
     # class-conditional models only: the probability that a training example's label is replaced by "no label",
     # so that one network learns both eps(x, t, c) and eps(x, t) (classifier-free guidance, Ho & Salimans 2022)

@@ -275,14 +275,24 @@ def _first_line(e: BaseException, clean=str) -> str:
     return text[0][:200] if text else type(e).__name__
 
 
+KAGGLE_ENV_SECRETS = ("KAGGLE_API_TOKEN", "KAGGLE_KEY")  # the token (Kaggle's current form) and the legacy key
+LOCAL_CIFAR10_ENV = "NANODDPM_CIFAR10_DIR"  # a folder that already holds CIFAR-10: read it, download nothing
+
+
 def _kaggle_secrets() -> list[str]:
-    """The Kaggle secrets this process could see: the environment's and kaggle.json's (to mask, never to use)."""
-    found = [os.environ.get(n, "") for n in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
+    """The Kaggle secrets this process could see: the environment's, kaggle.json's and access_token's (to mask,
+    never to use)."""
+    found = [os.environ.get(n, "") for n in KAGGLE_ENV_SECRETS]
     config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
     try:
         found.append(str(json.loads((config_dir / "kaggle.json").read_text()).get("key", "")))
     except Exception:  # absent or unreadable: nothing to mask
         pass
+    for name in ("access_token", "access_token.txt"):
+        try:
+            found.append((config_dir / name).read_text().strip())
+        except Exception:
+            pass
     return [s for s in found if len(s) >= 4]
 
 
@@ -292,6 +302,12 @@ def _secret_free(text: str) -> str:
     return text
 
 
+def _http_status(e: BaseException):
+    """The HTTP status of a kagglehub error (it wraps requests.HTTPError), or None."""
+    response = getattr(e, "response", None)
+    return getattr(response, "status_code", None)
+
+
 def _kaggle_download(layout: str) -> Path:
     kind, handle = KAGGLE_SOURCES[layout]
     try:
@@ -299,26 +315,34 @@ def _kaggle_download(layout: str) -> Path:
         download = kagglehub.competition_download if kind == "competition" else kagglehub.dataset_download
         return Path(download(handle))
     except Exception as e:
+        if kind == "competition" and _http_status(e) in (401, 403):
+            raise DataError(
+                f"Kaggle refused the competition download {handle!r} ({_http_status(e)}): sign in to kaggle.com with "
+                f"the account of your credentials, accept the rules at https://www.kaggle.com/competitions/{handle}"
+                "/rules, then run again (or use layout='batches', a dataset that needs no rules)") from None
         reason = _first_line(e, clean=_secret_free)  # masked before it is cut, so no piece of a key is left
-        rules = "; for the competition also accept the rules at kaggle.com/c/cifar-10" if kind == "competition" else ""
         raise DataError(
             f"could not download CIFAR-10 from Kaggle {kind} {handle!r} ({reason}); check your network, and your "
-            "Kaggle credentials: on Colab, add KAGGLE_USERNAME and KAGGLE_KEY in the Secrets panel (key icon) and "
-            "grant this notebook access; locally, save kaggle.json (kaggle.com > Settings > API > Create New Token) "
-            f"as ~/.kaggle/kaggle.json and run chmod 600 ~/.kaggle/kaggle.json, or set KAGGLE_USERNAME and KAGGLE_KEY"
-            f"{rules}; or pass the path of a folder that already holds CIFAR-10") from None
+            "Kaggle credentials: create an API token (kaggle.com > Settings > API > Generate New Token) and, on "
+            "Colab, add it as the secret KAGGLE_API_TOKEN in the Secrets panel (key icon) with notebook access, "
+            "elsewhere export KAGGLE_API_TOKEN (the legacy pair KAGGLE_USERNAME and KAGGLE_KEY, or "
+            f"~/.kaggle/kaggle.json with chmod 600, work too); or set {LOCAL_CIFAR10_ENV} to a folder that already "
+            "holds CIFAR-10") from None
 
 
 def load_cifar10(split: str = "train", *, layout: str = "auto", path=None, return_labels: bool = False):
     """CIFAR-10 as uint8 ``(N, 32, 32, 3)`` (and int labels with ``return_labels``).
 
-    ``path=None`` downloads with kagglehub (``layout`` "auto" means the pickled batches);
-    with a ``path``, "auto" detects which layout the folder holds. The competition
+    ``path=None`` reads the folder named by the environment variable ``NANODDPM_CIFAR10_DIR`` if it
+    is set, else downloads with kagglehub (``layout`` "auto" means the pickled batches); with a
+    folder, "auto" detects which layout it holds. The competition
     layout has labels only for its 50,000 training images: its "all" is "train".
     """
     _check_split(split)
     if layout not in LAYOUTS:
         raise DataError(f"unknown CIFAR-10 layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    if path is None and os.environ.get(LOCAL_CIFAR10_ENV):
+        path = os.environ[LOCAL_CIFAR10_ENV]  # a copy already on disk (e.g. from another machine): no download
     if path is None:
         layout = "batches" if layout == "auto" else layout
         root = _kaggle_download(layout)

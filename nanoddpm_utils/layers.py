@@ -48,6 +48,19 @@ def conv2d_xla(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"], st
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
 
 
+def zero_pad_hw(x: Float[Array, "h w c"], top: int, bottom: int, left: int, right: int):
+    """``x`` with rows of zeros above and below and columns of zeros left and right, built by concatenation.
+
+    Not ``jnp.pad``: on jax 0.7.2 (Colab's) XLA:CPU's pad has been seen to leave some of the new entries
+    uninitialised (NaN or garbage; jax-ml/jax#39120). Concatenating explicit zeros gives the same array
+    on every version, and its gradient is a slice.
+    """
+    h, w, c = x.shape
+    x = jnp.concatenate([jnp.zeros((top, w, c), x.dtype), x, jnp.zeros((bottom, w, c), x.dtype)], axis=0)
+    rows = h + top + bottom
+    return jnp.concatenate([jnp.zeros((rows, left, c), x.dtype), x, jnp.zeros((rows, right, c), x.dtype)], axis=1)
+
+
 def conv2d_matmul(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"], stride: int):
     """The same convolution as ONE matmul: gather the kh*kw shifted copies of x (im2col), then @ w.
 
@@ -60,7 +73,7 @@ def conv2d_matmul(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"],
     H, W, _ = x.shape
     Ho, Wo = -(-H // stride), -(-W // stride)  # "SAME": ceil(H / stride)
     ph, pw = max((Ho - 1) * stride + kh - H, 0), max((Wo - 1) * stride + kw - W, 0)
-    xp = jnp.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    xp = zero_pad_hw(x, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
     taps = [xp[i:i + (Ho - 1) * stride + 1:stride, j:j + (Wo - 1) * stride + 1:stride]
             for i in range(kh) for j in range(kw)]  # kh*kw arrays (Ho, Wo, cin), in w's (i, j) order
     return jnp.concatenate(taps, axis=-1) @ w.reshape(kh * kw * cin, cout)

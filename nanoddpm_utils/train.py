@@ -66,10 +66,25 @@ def init_state(config: Config, key: PRNGKeyArray | int | None = None) -> TrainSt
 
 
 # --------------------------------------------------------------------------- the loss
-def resolve_compute_dtype(name: str):
-    """The activations' dtype: "auto" is bfloat16 on GPU/TPU (their matmul units' native type), float32 on CPU."""
+def has_bfloat16_units(device) -> bool:
+    """Does ``device`` multiply bfloat16 natively? TPUs do, and NVIDIA GPUs of compute capability 8.0 or more
+    (A100, L4, H100, ...); a T4 (7.5, Colab's free GPU), a V100 (7.0) and CPUs do not (XLA emulates it, slowly)."""
+    if device.platform == "tpu":
+        return True
+    if device.platform in ("gpu", "cuda"):
+        capability = getattr(device, "compute_capability", None)  # "major.minor", e.g. "7.5", on CUDA devices
+        try:
+            return int(str(capability).split(".")[0]) >= 8
+        except ValueError:  # unknown (e.g. a ROCm GPU): float32 is always correct
+            return False
+    return False
+
+
+def resolve_compute_dtype(name: str, device=None):
+    """The activations' dtype: "auto" is bfloat16 where ``device`` (default: the first of ``jax.devices()``)
+    has bfloat16 units (``has_bfloat16_units``), float32 elsewhere."""
     if name == "auto":
-        return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+        return jnp.bfloat16 if has_bfloat16_units(device or jax.devices()[0]) else jnp.float32
     return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
 

@@ -15,19 +15,22 @@
 #
 # Part 6 of **nanoJaxDDPM** (DDPM, Ho et al. 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)).
 # Notebooks 01–05 built every piece and checked it against the package `nanoddpm_utils`. This one writes no model
-# code at all: it uses the package to train on the paper's dataset, CIFAR-10 (50,000 colour images of 32×32 in ten
-# classes), on whatever accelerator you have.
+# code at all: it uses the package to train **your own** CIFAR-10 model from scratch on the paper's dataset
+# (50,000 colour images of 32×32 in ten classes), on whatever accelerator you have. No trained CIFAR-10 model comes
+# with the course: the weights you get are the ones this notebook trains.
 #
 # **What you will learn**
-# - how to get CIFAR-10 with `kagglehub`, and where Kaggle credentials go (Colab secrets or `~/.kaggle/kaggle.json`);
+# - how to get CIFAR-10 with `kagglehub`, and where your Kaggle API token goes (Colab Secrets or the environment);
 # - the `nano_cifar10` preset, and that the paper's 35.7M-parameter setup is one preset name away (`paper_cifar10`);
 # - training on the devices `jax.devices()` reports (a Colab TPU runtime is **one** chip, a v5e-1; a GPU runtime one
 #   GPU; or your CPU), logging to Weights & Biases;
-# - checkpoints, and a "resume if a checkpoint exists" cell, so a disconnected Colab session loses minutes, not hours;
+# - checkpoints on Google Drive, and a "resume if a checkpoint exists" cell, so a disconnected Colab session loses
+#   minutes, not hours;
 # - drawing a grid of samples from the EMA weights.
 #
-# **Runtime.** In Colab choose *Runtime → Change runtime type → TPU (v5e-1) or GPU*. The `nano_cifar10` preset
-# (30,000 steps of batch 128) takes about an hour on a Colab accelerator; on a laptop CPU it would take days.
+# **Runtime.** In Colab choose *Runtime → Change runtime type → TPU (v5e-1) or GPU*. Our estimate for the
+# `nano_cifar10` preset (30,000 steps of batch 128) is about an hour on a Colab accelerator and days on a laptop CPU;
+# `python bench/accelerator.py` measures the training speed on yours, and the training cell prints images/s live.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -38,10 +41,10 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    REPO_DIR = "/content/nanoJaxDDPM"
+    REPO_DIR = os.environ.get("NANODDPM_CLONE_DIR", "/content/nanoJaxDDPM")  # a fork or a local copy: set these two
+    REPO_URL = os.environ.get("NANODDPM_REPO_URL", "https://github.com/suvadityamuk/nanoJaxDDPM")
     if not os.path.isdir(REPO_DIR):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main",
-                        "https://github.com/suvadityamuk/nanoJaxDDPM", REPO_DIR], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main", REPO_URL, REPO_DIR], check=True)
     else:
         subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
     subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
@@ -53,7 +56,6 @@ if "google.colab" in sys.modules:
 # %%
 import json
 import os
-import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -61,17 +63,16 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import kagglehub
 import matplotlib.pyplot as plt
 import numpy as np
 
 from nanoddpm_utils import checkpoint, sample, train, viz
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import CIFAR10_CLASSES, KAGGLE_SOURCES, load_cifar10
+from nanoddpm_utils.data import CIFAR10_CLASSES, load_cifar10
 from nanoddpm_utils.tracking import Tracker, image_grid, read_metrics, save_png
 from nanoddpm_utils.unet import count_params, make_model
 
-SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
+SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # smoke mode: a tiny model, a few steps (a quick trial run)
 jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/nanoddpm/jax"))  # as in notebook 04
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 print(f"jax {jax.__version__}; smoke mode: {SMOKE}")
@@ -102,72 +103,45 @@ parallel.check_batch_size(128, mesh)  # raises if 128 did not split over these d
 #
 # The package downloads CIFAR-10 with [`kagglehub`](https://github.com/Kaggle/kagglehub) from the Kaggle dataset
 # `pankrzysiu/cifar10-python`, which holds the official `cifar-10-batches-py` files (170 MB, cached after the first
-# download). Recent `kagglehub` versions download public datasets without logging in, but with credentials the
-# download is never refused. Get them at kaggle.com → *Settings* → *API* → *Create New Token*, which saves
-# `kaggle.json` (`{"username": ..., "key": ...}`). Then either
+# download; on Colab, `kagglehub` serves it from Colab's own dataset cache under `/kaggle/input/`). Public datasets
+# download without logging in, but with credentials the download is never refused.
 #
-# - **on Colab**: open the *Secrets* panel (the key icon on the left), add two secrets, `KAGGLE_USERNAME` and
-#   `KAGGLE_KEY`, with the two values from `kaggle.json`, and allow this notebook to read them. The next cell copies
-#   them into the environment, where `kagglehub` looks (add `WANDB_API_KEY` too, to log to W&B online);
-# - **anywhere else**: save the file as `~/.kaggle/kaggle.json` and make it private, `chmod 600 ~/.kaggle/kaggle.json`
-#   (or export `KAGGLE_USERNAME` and `KAGGLE_KEY` yourself).
+# **The API token (Kaggle's current form).** On kaggle.com → *Settings* → *API* → *Generate New Token*, copy the
+# token. Then either
 #
-# The values are never printed and never written into the run directory.
+# - **on Colab**: open the *Secrets* panel (the key icon on the left), add a secret named `KAGGLE_API_TOKEN` with
+#   the token as its value, and allow this notebook to read it (add `WANDB_API_KEY` too, to log to W&B online);
+# - **anywhere else**: `export KAGGLE_API_TOKEN=...` in the shell that starts Jupyter.
+#
+# **The legacy pair** still works: the `kaggle.json` of an older key holds `{"username": ..., "key": ...}`; use the
+# two secrets (or environment variables) `KAGGLE_USERNAME` and `KAGGLE_KEY`, or save the file as
+# `~/.kaggle/kaggle.json` with `chmod 600 ~/.kaggle/kaggle.json`.
+#
+# The next cell copies the secrets into the environment, where `kagglehub` (and the command line of the summary)
+# looks for them. The values are never printed and never written into the run directory.
 
 # %%
 if "google.colab" in sys.modules:
     from google.colab import userdata
 
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "WANDB_API_KEY"):
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "WANDB_API_KEY"):
         if not os.environ.get(name):
             try:
-                os.environ[name] = userdata.get(name)
+                os.environ[name] = userdata.get(name).strip()
             except Exception:  # no such secret, or access not granted
                 pass
 
 kaggle_json = Path("~/.kaggle/kaggle.json").expanduser()
-print("Kaggle credentials in the environment:", bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")),
+print("Kaggle API token:", bool(os.environ.get("KAGGLE_API_TOKEN")),
+      "| legacy pair:", bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")),
       f"| {kaggle_json}: {kaggle_json.is_file()} | W&B key: {bool(os.environ.get('WANDB_API_KEY'))}")
 
 # %%
-# The usual mistake is half a pair: set both or neither.
+# The usual mistake with the legacy form is half a pair: set both or neither (the token needs no username).
 assert bool(os.environ.get("KAGGLE_USERNAME")) == bool(os.environ.get("KAGGLE_KEY")), \
-    "set both KAGGLE_USERNAME and KAGGLE_KEY (Colab: Secrets panel), or neither"
+    "set both KAGGLE_USERNAME and KAGGLE_KEY (Colab: Secrets panel), or neither and KAGGLE_API_TOKEN instead"
 if kaggle_json.is_file():
     assert {"username", "key"} <= set(json.loads(kaggle_json.read_text())), f"{kaggle_json} lacks 'username' or 'key'"
-
-# %% [markdown]
-# ### For CI only: a fake download
-#
-# The test suite runs every notebook in smoke mode (`NANODDPM_SMOKE=1`) on a machine **without network**. So that
-# it still runs the download code path below, the next cell (smoke mode only) writes a tiny folder in the exact
-# layout of the real download (six pickled batches, `data_batch_1` … `data_batch_5` and `test_batch`, each a dict
-# with `b"data"`, an `(N, 3072)` uint8 array of 1024 red, 1024 green and 1024 blue bytes per image, and
-# `b"labels"`), and replaces `kagglehub.dataset_download` by a function that returns that folder. With a real run
-# (no `NANODDPM_SMOKE`) this cell does nothing and the data comes from Kaggle.
-
-# %%
-if SMOKE:  # CI ONLY: fabricate a 6 x 48-image CIFAR-10 download; never runs in a real session
-    fake_download = Path(tempfile.mkdtemp()) / "cifar10-python"
-    (fake_download / "cifar-10-batches-py").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        coarse = rng.uniform(0, 255, (48, 4, 4, 3))  # smooth colour blobs rather than pixel noise
-        imgs = np.kron(coarse, np.ones((1, 8, 8, 1))).astype(np.uint8)  # (48, 32, 32, 3)
-        rows = imgs.transpose(0, 3, 1, 2).reshape(48, 3072)  # channel planes, each 32x32 row-major
-        batch = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, 48).tolist(), b"data": rows,
-                 b"filenames": [f"{name}_{i}.png".encode() for i in range(48)]}
-        with open(fake_download / "cifar-10-batches-py" / name, "wb") as f:
-            pickle.dump(batch, f, protocol=3)  # bytes stay bytes; arrays rebuild with numpy alone
-    kagglehub.dataset_download = lambda handle, *args, **kwargs: str(fake_download)  # the monkeypatch
-
-# %%
-if SMOKE:
-    assert sorted(p.name for p in (fake_download / "cifar-10-batches-py").iterdir()) == \
-        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    assert kagglehub.dataset_download(KAGGLE_SOURCES["batches"][1]) == str(fake_download)
-else:
-    assert kagglehub.dataset_download.__module__.startswith("kagglehub")  # the real thing
 
 # %% [markdown]
 # ## 3. CIFAR-10
@@ -175,7 +149,9 @@ else:
 # `load_cifar10("train")` calls `kagglehub.dataset_download("pankrzysiu/cifar10-python")` (a no-op once it is
 # cached), finds the `cifar-10-batches-py` folder inside, and reads the batches with a restricted unpickler that
 # only admits NumPy arrays (a pickle can name any function to run; a crafted file could run code). Each row of
-# 3072 bytes becomes a channels-last `(32, 32, 3)` uint8 image.
+# 3072 bytes becomes a channels-last `(32, 32, 3)` uint8 image. If you already have CIFAR-10 on disk, in any of
+# the three Kaggle layouts, set the environment variable `NANODDPM_CIFAR10_DIR` to its folder and nothing is
+# downloaded.
 
 # %%
 start = time.perf_counter()
@@ -188,8 +164,9 @@ plt.show()
 # %%
 assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3)
 assert labels.shape == (len(images),) and set(np.unique(labels)) <= set(range(10))
-assert len(images) == (5 * 48 if SMOKE else 50_000)
+assert np.all(images.reshape(len(images), -1).std(axis=1) > 0)  # no blank image (a failed decode)
 if not SMOKE:
+    assert len(images) == 50_000
     assert np.all(np.bincount(labels, minlength=10) == 5000)  # CIFAR-10 is balanced: 5000 per class
 
 # %% [markdown]
@@ -199,7 +176,7 @@ if not SMOKE:
 # (`ch_mult = (1, 2, 2)`), trained for 30,000 steps instead of 800,000, with a shorter warmup and EMA to match. The
 # paper's exact setup is `paper_cifar10`: change `PRESET` below and everything else follows (it needs days on one
 # accelerator; the sampler and the checkpoints do not care). In smoke mode an even smaller version trains for a
-# few steps on the fake data, with $T = 10$.
+# few steps, with $T = 10$.
 
 # %%
 PRESET = "nano_cifar10"  # or "paper_cifar10": the paper's 35.7M-parameter model and 800k steps
@@ -228,14 +205,26 @@ if not SMOKE:
 # ## 5. Resume if a checkpoint exists
 #
 # A run lives in one folder: `config.json`, `checkpoints/step_N.eqx` (model, EMA, Adam state, step and PRNG key,
-# with a SHA-256 beside each), sample grids, `metrics.jsonl` and W&B's files. If the folder already holds a
-# checkpoint (say, Colab disconnected an hour in and you ran the notebook again), we continue from the newest intact
-# one; otherwise we start at step 0. Continuing gives the same weights as never stopping, since the data order
-# and every random number come from the `TrainState`'s key. On Colab, a folder on Google Drive survives the
-# runtime: mount it (`from google.colab import drive; drive.mount("/content/drive")`) and point `RUN_DIR` there.
+# with a SHA-256 beside each), sample grids, `metrics.jsonl` and W&B's files. On Colab everything under `/content`
+# is wiped when the runtime is recycled; only Google Drive survives. So on Colab the run goes to your Drive, in
+# `MyDrive/nanoJaxDDPM/runs/` (Colab asks once for permission to mount it; set `USE_DRIVE = False` to keep the
+# run in `/content` instead).
+#
+# If the folder already holds a checkpoint (say, Colab disconnected an hour in and you ran the notebook again),
+# we continue from the newest intact one; otherwise we start at step 0. Continuing gives the same weights as
+# never stopping, since the data order and every random number come from the `TrainState`'s key.
 
 # %%
-RUN_DIR = Path(tempfile.mkdtemp()) / "cifar_smoke" if SMOKE else Path("runs") / PRESET
+USE_DRIVE = True  # on Colab: keep the run on Google Drive, which outlives the runtime
+if "google.colab" in sys.modules and USE_DRIVE:
+    from google.colab import drive
+
+    drive_root = Path(os.environ.get("NANODDPM_DRIVE_MOUNT", "/content/drive"))  # Colab's usual mountpoint
+    drive.mount(str(drive_root))  # a no-op when it is already mounted
+    RUNS = drive_root / "MyDrive" / "nanoJaxDDPM" / "runs"
+else:
+    RUNS = Path(tempfile.mkdtemp()) if SMOKE else Path("runs")  # a smoke run leaves nothing behind here
+RUN_DIR = RUNS / (f"{PRESET}_smoke" if SMOKE else PRESET)
 if checkpoint.latest(RUN_DIR) is not None:
     state, _ = checkpoint.restore(RUN_DIR, config)  # refuses a checkpoint of another model
     print(f"resuming {RUN_DIR} from {checkpoint.latest(RUN_DIR).name} (step {int(state.step)} of {config.train.steps})")
@@ -252,7 +241,7 @@ assert state.model.config == config.model
 #
 # `train.fit` runs `steps_per_call` steps per jitted `lax.scan` (notebook 04), logs every `log_every` steps to
 # `metrics.jsonl` and W&B (online with a key, offline without; upload an offline run later with
-# `wandb sync runs/nano_cifar10/wandb/offline-run-*`), writes a grid of 64 samples every `sample_every` steps and a
+# `wandb sync <RUN_DIR>/wandb/offline-run-*`), writes a grid of 64 samples every `sample_every` steps and a
 # checkpoint every `ckpt_every` steps, every 10 minutes (`ckpt_minutes`) and at the end. Interrupting the cell
 # (■) loses at most the steps since the last checkpoint: run the cell above, then this one, to continue.
 
@@ -314,15 +303,34 @@ assert (RUN_DIR / "samples" / f"step_{config.train.steps:08d}.png").is_file()  #
 # %% [markdown]
 # ## Summary
 #
-# - `load_cifar10` downloads CIFAR-10 with `kagglehub` (credentials from Colab secrets, the environment or
-#   `~/.kaggle/kaggle.json`) and reads it safely into a uint8 array.
-# - One preset name sets the model and the training: `nano_cifar10` for an hour, `paper_cifar10` for the paper.
-# - `fit` trains on every device (data parallel), logs to W&B and `metrics.jsonl`, and checkpoints; the resume cell continues
-#   a run from its newest intact checkpoint.
+# - `load_cifar10` downloads CIFAR-10 with `kagglehub` (your Kaggle API token from Colab Secrets or the environment;
+#   the legacy `KAGGLE_USERNAME`/`KAGGLE_KEY` pair or `~/.kaggle/kaggle.json` work too) and reads it safely into a
+#   uint8 array.
+# - One preset name sets the model and the training: `nano_cifar10` for a first model, `paper_cifar10` for the
+#   paper's.
+# - `fit` trains on every device (data parallel), logs to W&B and `metrics.jsonl`, and checkpoints; on Colab the run
+#   lives on Google Drive and the resume cell continues it from its newest intact checkpoint after a reset.
 # - The same run from the command line: `python -m nanoddpm_utils train --preset nano_cifar10 --out runs/nano_cifar10`
 #   (add `--resume` to continue it), then `python -m nanoddpm_utils sample --run runs/nano_cifar10 --out samples.npz`.
 #
-# How good is the model? Bits per dimension (the paper's Table 2) and sample quality, and DDIM's faster sampler,
+# ## Exercises
+#
+# 1. **Resume for real.** Train for a few minutes, interrupt the training cell (■), then run the resume cell and
+#    the training cell again. Which step does the resume cell report, and which checkpoints are in
+#    `RUN_DIR / "checkpoints"`? How many steps did the interruption cost, and how would `ckpt_every` change that?
+# 2. **Precision.** Set `config = config.replace(train={"compute_dtype": "float32"})` and compare the images/s
+#    printed by the training cell with the default (`"auto"`, which is bfloat16 on a TPU or on a GPU that has
+#    bfloat16 units). Does the loss after the same number of steps differ by more than its step-to-step noise?
+# 3. **Fewer steps at sampling.** Draw 64 samples with `sample.sample_images(config, state.ema, jax.random.key(0),
+#    64, sampler="ddim", steps=50)`, time it against the cell of section 7, and compare the two grids by eye.
+#
+# ## Go further
+#
+# - The paper's CIFAR-10 setup (Appendix B): 800k steps of batch 128, dropout 0.1, EMA 0.9999 — `paper_cifar10`.
+# - Nichol & Dhariwal, *Improved DDPM* (arXiv:2102.09672): the cosine schedule (`schedule.py`) and learned variances.
+# - Karras et al., *EDM* (arXiv:2206.00364): how much of the training recipe matters, measured one change at a time.
+#
+# How good is the model? Bits per dimension (the paper's Table 1) and sample quality, and DDIM's faster sampler,
 # are next.
 #
 # **Next:** [07 — Evaluation: bits/dim, sample quality and DDIM](07_evaluation.ipynb) ·

@@ -35,10 +35,10 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    REPO_DIR = "{clone_dir}"
+    REPO_DIR = os.environ.get("NANODDPM_CLONE_DIR", "{clone_dir}")  # a fork or a local copy: set these two
+    REPO_URL = os.environ.get("NANODDPM_REPO_URL", "https://github.com/{repo}")
     if not os.path.isdir(REPO_DIR):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "{branch}",
-                        "https://github.com/{repo}", REPO_DIR], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "{branch}", REPO_URL, REPO_DIR], check=True)
     else:
         subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
     subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
