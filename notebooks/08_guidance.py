@@ -152,9 +152,9 @@ for w in (0.0, 1.0, 3.0):
 # %%
 for w in (0.0, 1.0, 3.0):
     np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, w), guided_eps_inline(moved, x, 10, 7, w),
-                               atol=1e-6)
-np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 0.0), moved(x, 10), atol=1e-6)  # w = 0: unconditional
-np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 1.0), moved(x, 10, 7), atol=1e-6)  # w = 1: conditional
+                               atol=1e-5)
+np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 0.0), moved(x, 10), atol=1e-5)  # w = 0: unconditional
+np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 1.0), moved(x, 10, 7), atol=1e-5)  # w = 1: conditional
 
 # %% [markdown]
 # ## 4. A trained conditional model
@@ -249,15 +249,18 @@ except ImportError:  # no ipywidgets: one static figure
 # away from the real spread of that class: the Fréchet distance rises again.
 
 # %%
+from nanoddpm_utils.evaluate import digits_judges
+
 TRADE_WS = [0.0, 1.0, 3.0] if SMOKE else [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]
-PER_CLASS = 12 if SMOKE else 100
+PER_CLASS = 10 if SMOKE else 100
+JUDGES = digits_judges(2 if SMOKE else 8)
 labels_all = np.repeat(np.arange(10), PER_CLASS)
 rows = []
 for w in TRADE_WS:
     start = time.perf_counter()
     images = to_uint8(guidance.sample_guided(config, model, jax.random.key(2), labels_all, w, **SAMPLER))
     seconds = time.perf_counter() - start
-    s = guidance.class_scores(images, labels_all)
+    s = guidance.class_scores(images, labels_all, JUDGES)
     rows.append({"w": w, "accuracy": s["accuracy"].mean(), "frechet": s["frechet"].mean(),
                  "real": s["frechet_real"].mean(), "ratio": (s["frechet"] / s["frechet_real"]).mean(),
                  "seconds": seconds})
