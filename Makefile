@@ -34,9 +34,9 @@ train: $(VENV)/.installed
 	$(PY) -m nanoddpm_utils train --preset $(PRESET) --out $(RUN) $$(test -d $(RUN)/checkpoints && echo --resume)
 	$(PY) -m nanoddpm_utils sample --run $(RUN) --num 64 --out $(RUN)/samples.npz
 
-## pretrained: train the shipped models again (the digits preset from its seed) into nanoddpm_utils/weights/
+## pretrained: train the shipped models again (the digits presets from their seeds) into nanoddpm_utils/weights/
 pretrained: $(VENV)/.installed
-	$(PY) -m nanoddpm_utils.pretrained digits
+	$(PY) -m nanoddpm_utils.pretrained digits digits_cond
 
 ## test: the package tests and every notebook (pytest --nbmake), in smoke mode
 test: $(VENV)/.installed-dev

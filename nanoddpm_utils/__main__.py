@@ -84,6 +84,31 @@ def _eta(value: str) -> float:
     return x
 
 
+def _labels(value: str):
+    """An argparse type for --label: "7", a comma list "0,3,5", or "all" (checked against the run's classes later)."""
+    if value.strip().lower() == "all":
+        return "all"
+    try:
+        labels = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a class number, a comma list of them (0,3,5) or 'all'") \
+            from None
+    if any(v < 0 for v in labels):
+        raise argparse.ArgumentTypeError(f"class numbers are >= 0, got {value!r}")
+    return labels
+
+
+def _guidance(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not (x >= 0.0 and x != float("inf")):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 (0: unconditional, 1: conditional, more: "
+                                         f"guided), got {value}")
+    return x
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m nanoddpm_utils",
                      description="Train and sample denoising diffusion models (DDPM) in JAX.")
@@ -137,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eta", type=_eta, default=0.0,
                    help="DDIM only: noise scale in [0, 1]; 0 is deterministic given the seed (default), 1 is "
                         "DDPM-like noise")
+    s.add_argument("--label", type=_labels, default=None,
+                   help="class-conditional runs: the class to draw (7), a comma list (0,3,5: --num images of each, "
+                        "one grid row per class) or 'all' (one row per class)")
+    s.add_argument("--guidance", type=_guidance, default=None,
+                   help="with --label: the classifier-free guidance scale w >= 0; eps = eps(x, t) + w (eps(x, t, c) - "
+                        "eps(x, t)): 1 is plain conditional sampling (default), 0 unconditional, more follows the "
+                        "class more closely (Ho & Salimans 2022 write it with their w = this w - 1)")
 
     e = sub.add_parser("eval", parents=[common], help="bits/dim on the test split, and sample quality for digits",
                        description="Evaluate a run's EMA weights: the variational bound on the negative "
@@ -244,10 +276,15 @@ def cmd_train(args) -> None:
     except ValueError as e:  # more devices than the machine has, a batch that does not split over them
         raise UsageError(str(e)) from None
     m = config.model
-    data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels)
+    data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels,
+                        return_labels=m.num_classes > 0)  # a class-conditional run trains on (images, labels)
+    images = data[0] if m.num_classes > 0 else data
+    if m.num_classes > 0 and len(data[1]) and int(data[1].max()) >= m.num_classes:
+        raise UsageError(f"{config.dataset} has {int(data[1].max()) + 1} classes but {config.name} draws "
+                         f"{m.num_classes}; use a dataset with at most {m.num_classes} classes")
     if state is None:
         state = init_state(config, jax.random.key(config.train.seed))
-    print(f"{config.name}: {len(data)} training images of {data.shape[1:]}, {config.train.steps} steps of batch "
+    print(f"{config.name}: {len(images)} training images of {images.shape[1:]}, {config.train.steps} steps of batch "
           f"{config.train.batch_size} on {mesh.size} {jax.devices()[0].platform.upper()} device(s)")
     _make_folder(out)  # only now: every check that can refuse the command has passed
     with Tracker(out, config.to_dict(), name=f"{config.name}-{out.name}", mode=mode) as tracker:
@@ -316,13 +353,58 @@ def cmd_sample(args) -> None:
     _check_can_create(out.parent, "--out")
     state, config = checkpoint.restore(args.run)
     _check_sampler(config, sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
-    images = _sample_in_chunks(config, state.ema, jax.random.key(args.seed), args.num, sampler=args.sampler,
-                               steps=args.steps, eta=args.eta, spacing=args.spacing)
+    labels = _check_labels(config, args.label, args.guidance)
+    sampler = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
+    key = jax.random.key(args.seed)
+    if labels is None:
+        images = _sample_in_chunks(config, state.ema, key, args.num, **sampler)
+        arrays, grid = {}, images
+    else:
+        from .tracking import image_grid
+
+        w = 1.0 if args.guidance is None else args.guidance
+        per_image = np.repeat(np.asarray(labels, np.int32), args.num)  # --num of each class, class by class
+        images = _sample_guided_in_chunks(config, state.ema, key, per_image, w, **sampler)
+        arrays = {"labels": per_image, "guidance": np.float32(w)}
+        grid = image_grid(images, nrow=args.num) if len(labels) > 1 else images  # one row per class
     samples = ((images + 1.0) / 2.0).astype(np.float32).clip(0.0, 1.0)
     _make_folder(out.parent)
-    _write_npz(out, samples=samples)
-    png = save_png(images, png)
-    print(f"wrote {out} ({samples.shape}, float32 in [0, 1]) and {png}")
+    _write_npz(out, samples=samples, **arrays)
+    png = save_png(grid, png)
+    print(f"wrote {out} ({samples.shape}, float32 in [0, 1]{', with labels' if arrays else ''}) and {png}")
+
+
+def _check_labels(config, label, guidance):
+    """The classes --label asks for (None: no label), refused with one line where this run cannot draw them."""
+    from .guidance import check_guidance
+
+    k = config.model.num_classes
+    if k == 0 and (label is not None or guidance is not None):
+        raise UsageError(f"{config.name} is an unconditional run (num_classes = 0): --label and --guidance need a "
+                         "class-conditional one (train --preset digits_cond, for example)")
+    if guidance is not None and label is None:
+        raise UsageError("--guidance needs --label: the scale weighs the class against no class; add --label 7 "
+                         "(or a comma list, or all)")
+    labels = list(range(k)) if label == "all" else label
+    try:
+        check_guidance(config, labels, guidance)
+    except ValueError as e:
+        raise UsageError(f"{e}; see --help") from None
+    return labels
+
+
+def _sample_guided_in_chunks(config, model, key, labels, w: float, **sampler):
+    """One image per entry of ``labels`` with guidance ``w``, ``CHUNK`` at a time, as NumPy in [-1, 1]."""
+    import jax
+    import numpy as np
+
+    from .guidance import sample_guided
+
+    if len(labels) <= CHUNK:
+        return np.asarray(sample_guided(config, model, key, labels, w, **sampler))
+    keys = jax.random.split(key, -(-len(labels) // CHUNK))
+    return np.concatenate([np.asarray(sample_guided(config, model, k, labels[i * CHUNK:(i + 1) * CHUNK], w,
+                                                    **sampler)) for i, k in enumerate(keys)])
 
 
 def cmd_eval(args) -> None:

@@ -30,6 +30,8 @@ class ModelConfig:
     num_groups: int = 32
     # "auto": an im2col matmul on CPU (fast inside lax.scan), XLA's convolution on GPU/TPU; see layers.py
     conv_impl: str = "auto"
+    # class-conditional (Ho & Salimans 2022) when > 0: labels 0 .. num_classes-1, and num_classes means "no label"
+    num_classes: int = 0
 
     def __post_init__(self):
         from .layers import CONV_IMPLS
@@ -46,6 +48,8 @@ class ModelConfig:
             raise ValueError(f"ch_mult must be a non-empty tuple of positive integers, got {self.ch_mult!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
+            raise ValueError(f"num_classes must be an integer >= 0 (0: unconditional), got {self.num_classes!r}")
         factor = 2 ** (len(self.ch_mult) - 1)
         if self.image_size % factor:
             raise ValueError(f"image_size {self.image_size} is not divisible by 2^(levels-1) = {factor} "
@@ -104,6 +108,9 @@ class TrainConfig:
     # capability >= 8.0), float32 elsewhere, e.g. a T4 or a CPU (parameters, optimizer state and the loss
     # stay float32 either way); see train.resolve_compute_dtype
     compute_dtype: str = "auto"
+    # class-conditional models only: the probability that a training example's label is replaced by "no label",
+    # so that one network learns both eps(x, t, c) and eps(x, t) (classifier-free guidance, Ho & Salimans 2022)
+    label_dropout: float = 0.1
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "steps_per_call", "log_every", "sample_every", "ckpt_every"):
@@ -114,6 +121,8 @@ class TrainConfig:
             raise ValueError("lr and grad_clip must be > 0 and warmup_steps >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
+        if not 0.0 <= self.label_dropout <= 1.0:
+            raise ValueError(f"label_dropout must lie in [0, 1], got {self.label_dropout!r}")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"unknown compute_dtype {self.compute_dtype!r}; choose one of {COMPUTE_DTYPES}")
 
@@ -167,6 +176,25 @@ PRESETS: dict[str, Config] = {
         train=TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995,
                           random_flip=False, steps_per_call=50, log_every=100, sample_every=1000,
                           ckpt_every=500),
+    ),
+    # The digits with their labels: class-conditional, for classifier-free guidance (notebook 08). The same
+    # UNet plus a label embedding (11 x 128: ten digits and "no label"); in the same 3000 steps it learns
+    # eps(x, t, c) for ten classes and eps(x, t) at once.
+    "digits_cond": Config(
+        name="digits_cond", dataset="digits",
+        model=ModelConfig(image_size=8, in_channels=1, ch=32, ch_mult=(1, 2), num_res_blocks=1,
+                          attn_resolutions=(4,), dropout=0.0, num_groups=8, num_classes=10),
+        train=TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995,
+                          random_flip=False, steps_per_call=50, log_every=100, sample_every=1000,
+                          ckpt_every=500, label_dropout=0.1),
+    ),
+    # CIFAR-10's ten classes, conditional: nano_cifar10 plus a label embedding (10 + 1 rows of 256).
+    "nano_cifar10_cond": Config(
+        name="nano_cifar10_cond", dataset="cifar10",
+        model=ModelConfig(ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
+                          num_classes=10),
+        train=TrainConfig(steps=30_000, warmup_steps=1000, ema_decay=0.9995, sample_every=5000, ckpt_every=2000,
+                          label_dropout=0.1),
     ),
     # Tiny, for tests: seconds to compile and run.
     "smoke": Config(

@@ -95,8 +95,12 @@ def _read_images(files: list[Path], mode: str) -> np.ndarray:
     return out
 
 
-def load_image_folder(path, *, channels: int = 3) -> np.ndarray:
-    """Every .png/.jpg/.jpeg under ``path`` (recursive, sorted) as uint8 ``(N, H, W, channels)``."""
+def load_image_folder(path, *, channels: int = 3, return_labels: bool = False):
+    """Every .png/.jpg/.jpeg under ``path`` (recursive, sorted) as uint8 ``(N, H, W, channels)``.
+
+    With ``return_labels`` the folder must hold one sub-folder per class (``path/<class>/...``): the
+    labels are the class folders' indices in sorted order (``image_folder_classes`` gives the names).
+    """
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     root = Path(path).expanduser()
@@ -106,7 +110,24 @@ def load_image_folder(path, *, channels: int = 3) -> np.ndarray:
     if not files:
         raise DataError(f"no images found in {root}: it reads {', '.join(IMAGE_EXTENSIONS)} files "
                         "(any case, in subfolders too); put your images there or convert them to PNG")
-    return _read_images(files, "RGB" if channels == 3 else "L")
+    images = _read_images(files, "RGB" if channels == 3 else "L")
+    if not return_labels:
+        return images
+    loose = [f for f in files if f.parent == root]
+    if loose:
+        raise DataError(f"{loose[0]} is not in a class folder: for labels, put every image in one sub-folder "
+                        f"per class ({root}/<class>/...)")
+    classes = image_folder_classes(root)
+    index = {name: i for i, name in enumerate(classes)}
+    return images, np.array([index[f.relative_to(root).parts[0]] for f in files], np.int32)
+
+
+def image_folder_classes(path) -> list[str]:
+    """The class names of a folder with one sub-folder per class (those that hold images), sorted: label i is
+    the i-th name."""
+    root = Path(path).expanduser()
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and any(
+        p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in d.rglob("*")))
 
 
 # --- CIFAR-10: the pickled batches, read without running code (batch_pickle.py) ------------
@@ -345,24 +366,29 @@ def load_cifar10(split: str = "train", *, layout: str = "auto", path=None, retur
 # --- the entry point used by training ---------------------------------------------------
 
 def load_dataset(spec: str, *, split: str = "train", image_size: int | None = None,
-                 channels: int | None = None) -> np.ndarray:
+                 channels: int | None = None, return_labels: bool = False):
     """``spec`` is "digits", "cifar10" or a folder (CIFAR-10 in a known layout, else any images).
 
-    ``image_size`` and ``channels`` (the preset's) are checked against the data's shape.
+    ``image_size`` and ``channels`` (the preset's) are checked against the data's shape. With
+    ``return_labels`` it returns ``(images, labels)``: the digit, CIFAR-10's class number (in
+    every layout), or for a plain folder the index of each image's class sub-folder.
     """
     _check_split(split)
+    labels = None
     if spec == "digits":
-        images = load_digits(split)
+        images, labels = load_digits(split, return_labels=True)
     elif spec == "cifar10":
-        images = load_cifar10(split)
+        images, labels = load_cifar10(split, return_labels=True)
     else:
         root = Path(spec).expanduser()
         if not root.is_dir():
             raise DataError(f"dataset {spec!r} is neither 'digits', 'cifar10' nor an existing folder; check the path")
         if _find_layouts(root):
-            images = load_cifar10(split, path=root)
+            images, labels = load_cifar10(split, path=root, return_labels=True)
         elif split == "test":
             raise DataError(f"image folder {root} has no test split; use split='train' (all its images)")
+        elif return_labels:
+            images, labels = load_image_folder(root, channels=channels or 3, return_labels=True)
         else:
             images = load_image_folder(root, channels=channels or 3)
     _, h, w, c = images.shape
@@ -370,7 +396,7 @@ def load_dataset(spec: str, *, split: str = "train", image_size: int | None = No
         want = f"{image_size or h}x{image_size or w}x{channels or c}"
         raise DataError(f"dataset {spec!r} has images of {h}x{w}x{c} (HxWxC) but the preset expects {want}; pick a "
                         f"preset (or config) with image_size={h} and in_channels={c}, or resize the images")
-    return images
+    return (images, labels) if return_labels else images
 
 
 # --- pixel ranges and batches -------------------------------------------------------------
@@ -394,8 +420,10 @@ def to_uint8(x) -> np.ndarray:
     return np.rint(np.clip((x + 1.0) * 127.5, 0.0, 255.0)).astype(np.uint8)
 
 
-def get_batch(key, data, batch_size: int, random_flip: bool):
+def get_batch(key, data, batch_size: int, random_flip: bool, labels=None):
     """``batch_size`` images drawn with replacement from uint8 ``data`` ``(N, H, W, C)``, as float32 in [-1, 1].
+
+    With ``labels`` (N,) it returns ``(images, their labels)``, drawn with the same indices.
 
     Pure jax.numpy, so it runs inside the jitted training loop (``batch_size`` and
     ``random_flip`` are static). With ``random_flip`` each image is mirrored left-right
@@ -407,4 +435,4 @@ def get_batch(key, data, batch_size: int, random_flip: bool):
     if random_flip:  # a static Python bool: decides the traced program, never a traced value
         flip = jax.random.bernoulli(flip_key, 0.5, (batch_size,))
         x = jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
-    return x
+    return x if labels is None else (x, jnp.take(jnp.asarray(labels), idx, axis=0))

@@ -106,7 +106,8 @@ def build(name: str = "digits", *, weights_dir: str | Path | None = None, progre
     weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     config = get_preset(name)
     m = config.model
-    data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels)
+    data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels,
+                        return_labels=m.num_classes > 0)  # a class-conditional model trains on (images, labels)
     state, _ = fit(config, data, state=init_state(config, jax.random.key(config.train.seed)), progress=progress)
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, jax.device_get(state.ema))

@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .config import Config
 from .data import get_batch
 from .diffusion import loss_simple, q_sample
+from .guidance import drop_labels
 from .parallel import check_batch_size, make_mesh, put_dataset, replicate, shard_batch, to_host
 from .schedule import Schedule, make_schedule
 from .unet import UNet, make_model
@@ -88,8 +89,12 @@ def resolve_compute_dtype(name: str, device=None):
 
 
 def batch_loss(model: UNet, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGKeyArray,
-               compute_dtype=jnp.float32):
+               compute_dtype=jnp.float32, labels=None, label_dropout: float = 0.0):
     """L_simple averaged over a batch: random t and eps per example, dropout keys per example.
+
+    A class-conditional model gets the batch's ``labels``, each replaced by "no label" with
+    probability ``label_dropout`` (``guidance.drop_labels``); its key is drawn apart, so an
+    unconditional batch sees exactly the same t, eps and dropout as without labels.
 
     Mixed precision: with ``compute_dtype=bfloat16`` the UNet sees a bfloat16 x_t, so its layers
     cast their float32 weights to bfloat16 as they use them (GroupNorm statistics and the
@@ -100,7 +105,11 @@ def batch_loss(model: UNet, schedule: Schedule, x0: Float[Array, "b h w c"], key
     t = jax.random.randint(k_t, (B,), 0, schedule.num_timesteps)
     noise = jax.random.normal(k_eps, x0.shape, x0.dtype)
     x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, x0, t, noise).astype(compute_dtype)
-    eps = jax.vmap(lambda x, s, k: model(x, s, key=k))(x_t, t, jax.random.split(k_drop, B))
+    if labels is None:
+        eps = jax.vmap(lambda x, s, k: model(x, s, key=k))(x_t, t, jax.random.split(k_drop, B))
+    else:
+        c = drop_labels(jax.random.fold_in(key, 1), labels, label_dropout, model.null_label)
+        eps = jax.vmap(lambda x, s, ci, k: model(x, s, ci, key=k))(x_t, t, c, jax.random.split(k_drop, B))
     return jnp.mean(jax.vmap(loss_simple)(eps.astype(jnp.float32), noise))
 
 
@@ -116,9 +125,15 @@ def _train_step(config: Config, schedule: Schedule, optimizer, mesh, data, state
     """One step of Algorithm 1 (pure; jitted by the makers below). With a ``mesh`` the batch is split over it."""
     tc = config.train
     key, k_batch, k_loss = jax.random.split(jax.random.wrap_key_data(state.key), 3)
-    x0 = shard_batch(get_batch(k_batch, data, tc.batch_size, tc.random_flip), mesh)
+    if isinstance(data, tuple):  # (images, labels): a class-conditional run
+        x0, labels = get_batch(k_batch, data[0], tc.batch_size, tc.random_flip, labels=data[1])
+        labels = shard_batch(labels, mesh)
+    else:
+        x0, labels = get_batch(k_batch, data, tc.batch_size, tc.random_flip), None
+    x0 = shard_batch(x0, mesh)
     loss, grads = eqx.filter_value_and_grad(batch_loss)(state.model, schedule, x0, k_loss,
-                                                        resolve_compute_dtype(tc.compute_dtype))
+                                                        resolve_compute_dtype(tc.compute_dtype), labels,
+                                                        tc.label_dropout)
     params = eqx.filter(state.model, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
     model = eqx.apply_updates(state.model, updates)
@@ -198,6 +213,26 @@ def with_conv_impl(state: TrainState, config: Config, conv_impl: str) -> TrainSt
 
 
 # --------------------------------------------------------------------------- the driver
+def check_labels(config: Config, data) -> None:
+    """A class-conditional config needs ``(images, labels)`` with labels in 0 .. num_classes-1; others, images."""
+    k = config.model.num_classes
+    if k == 0:
+        if isinstance(data, tuple):
+            raise ValueError(f"{config.name} is unconditional (num_classes = 0) but was given labels; pass the "
+                             "images alone, or use a class-conditional preset")
+        return
+    if not (isinstance(data, tuple) and len(data) == 2):
+        raise ValueError(f"{config.name} is class-conditional ({k} classes) and needs (images, labels); load them "
+                         "with data.load_dataset(..., return_labels=True)")
+    images, labels = data
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, one per image ({len(images)}), got {labels.dtype} {labels.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must lie in 0 .. {k - 1} for {config.name} ({k} classes), found "
+                         f"{labels.min()} .. {labels.max()}; use a preset with num_classes = {labels.max() + 1}")
+
+
 GRID_DDIM_STEPS = 50  # the grids drawn during training; the DDIM paper's S = 50 is close to DDPM-1000's quality
 class DivergenceError(FloatingPointError):
     """The loss or the gradient became NaN or infinite; nothing after the last good step was saved."""
@@ -217,6 +252,9 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
         keep: int = 3, on_log: Callable[[int, dict], None] | None = None,
         devices: int | None = None) -> tuple[TrainState, list[dict]]:
     """Train until ``steps`` total steps (default ``config.train.steps``); returns (state, logged metrics).
+
+    ``data`` is the uint8 images, or ``(images, labels)`` for a class-conditional model
+    (``config.model.num_classes > 0``; ``data.load_dataset(..., return_labels=True)``).
 
     Runs ``steps_per_call`` steps per jitted call. Every ``log_every`` steps it logs the
     mean loss, grad norm, lr and images/s (to ``tracker`` if given); with a ``run_dir``
@@ -240,13 +278,14 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     total = tc.steps if steps is None else steps
     if total < 0:
         raise ValueError(f"steps must be >= 0, got {total}")
+    check_labels(config, data)
     mesh = make_mesh(devices)
     check_batch_size(tc.batch_size, mesh)
     schedule = schedule_for(config)
     state = state if state is not None else init_state(config)
     loop, conv = loop_form(config)
     state = replicate(with_conv_impl(state, config, conv), mesh)  # trained with the convs of the loop form
-    data = put_dataset(data, mesh)
+    data = jax.tree_util.tree_map(lambda d: put_dataset(d, mesh), data)  # images, or (images, labels)
     K = max(1, min(tc.steps_per_call, tc.log_every))
     single = make_train_step(config, schedule, mesh)
     if loop == "scan":

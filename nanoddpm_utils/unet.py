@@ -10,6 +10,13 @@ with an integer timestep ``t``; batch it with ``jax.vmap``. Layout of the networ
 
 Dropout acts only when a ``key`` is passed and the model is not in inference
 mode (``eqx.nn.inference_mode(model)``).
+
+Class-conditional (``ModelConfig.num_classes > 0``, Ho & Salimans 2022): a learned
+embedding of the label, one row per class plus one for "no label" (index
+num_classes), is added to the time embedding, so every ResBlock sees (t, c) the way
+it sees t. ``model(x, t, label)``; without a label it predicts the unconditional eps.
+With num_classes = 0 (every unconditional preset) there is no embedding at all: the
+parameters, their initial values and the outputs are those of the plain UNet.
 """
 
 from __future__ import annotations
@@ -131,9 +138,10 @@ class Level(eqx.Module):
 
 
 class UNet(eqx.Module):
-    """eps_theta(x_t, t): the noise-prediction network."""
+    """eps_theta(x_t, t) (or eps_theta(x_t, t, c) when class-conditional): the noise-prediction network."""
 
     temb: TimeEmbedding
+    label_emb: eqx.nn.Embedding | None
     conv_in: Conv2d
     down: list[Level]
     mid_block1: ResBlock
@@ -150,6 +158,9 @@ class UNet(eqx.Module):
         temb_dim, g = 4 * c.ch, c.num_groups
         self.config = c
         self.temb = TimeEmbedding(c.ch, key=next(keys))
+        # its own key (not one of `keys`), so an unconditional UNet draws exactly the weights it always drew
+        self.label_emb = (eqx.nn.Embedding(c.num_classes + 1, temb_dim, key=jax.random.fold_in(key, 1))
+                          if c.num_classes > 0 else None)
         self.conv_in = Conv2d(c.in_channels, c.ch, key=next(keys), impl=c.conv_impl)
 
         def res(cin, cout):
@@ -195,7 +206,13 @@ class UNet(eqx.Module):
     def num_res_blocks_total(self) -> int:
         return sum(len(level.blocks) for level in self.down + self.up) + 2
 
-    def __call__(self, x: Float[Array, "h w c"], t: Int[Array, ""], *, key: PRNGKeyArray | None = None):
+    @property
+    def null_label(self) -> int:
+        """The label index that means "no label" (= num_classes)."""
+        return self.config.num_classes
+
+    def __call__(self, x: Float[Array, "h w c"], t: Int[Array, ""], label: Int[Array, ""] | int | None = None, *,
+                 key: PRNGKeyArray | None = None):
         c = self.config
         expected = (c.image_size, c.image_size, c.in_channels)
         if x.shape != expected:
@@ -205,7 +222,13 @@ class UNet(eqx.Module):
             raise ValueError(f"t must be a scalar timestep for one example, got shape {jnp.shape(t)}")
         keys = iter([None] * self.num_res_blocks_total if key is None
                     else jax.random.split(key, self.num_res_blocks_total))
-        temb = self.temb(t).astype(x.dtype)
+        temb = self.temb(t)
+        if self.label_emb is not None:  # None means "no label": the extra row, index num_classes
+            temb = temb + self.label_emb(jnp.asarray(self.null_label if label is None else label))
+        elif label is not None:
+            raise ValueError("this UNet is unconditional (num_classes = 0) and takes no label; build it with "
+                             "ModelConfig(num_classes=...) to condition on classes")
+        temb = temb.astype(x.dtype)
 
         hs = [self.conv_in(x)]
         for level in self.down:

@@ -760,11 +760,8 @@ if answer is not None:
 #   [EDM](https://arxiv.org/abs/2206.00364). Steering a trained model: Ho & Salimans,
 #   [classifier-free guidance](https://arxiv.org/abs/2207.12598).
 #
-# That is the course: the forward process, the time embedding, the UNet, training, sampling, CIFAR-10, and how to measure
-# the result. Train the `nano_cifar10` preset in [notebook 06](06_train_cifar10.ipynb) and evaluate it with
-# `python -m nanoddpm_utils eval`.
-#
-# **Next, the appendix:** [A1 — Making JAX fast](A1_jax_speed.ipynb) ·
-# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/A1_jax_speed.ipynb) ·
-# **back to the start:** [01 — The forward process](01_forward_process.ipynb) ·
-# [the course map in the README](../README.md)
+# **Next:** [08 — Draw me a 7: class-conditional diffusion and classifier-free guidance](08_guidance.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/08_guidance.ipynb):
+# how to tell the model *what* to draw. Or train the `nano_cifar10` preset in [notebook 06](06_train_cifar10.ipynb)
+# and evaluate it with `python -m nanoddpm_utils eval`; the appendix, [A1 — Making JAX fast](A1_jax_speed.ipynb),
+# shows how the package makes all of this fast.

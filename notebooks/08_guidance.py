@@ -1,0 +1,313 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 — Draw me a 7: class-conditional diffusion and classifier-free guidance
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/08_guidance.ipynb)
+#
+# Our DDPM draws *some* digit. How do we tell it *which* one? We give the network the label as a third input,
+# $\epsilon_\theta(x_t, t, c)$, and we train the same network, now and then, without the label, so that it also knows
+# $\epsilon_\theta(x_t, t)$. Mixing the two at sampling time is **classifier-free guidance** (Ho & Salimans 2022,
+# [arXiv:2207.12598](https://arxiv.org/abs/2207.12598)): one knob, the guidance scale $w$, trades variety for
+# faithfulness to the label.
+#
+# **What you will learn**
+# - how a label enters the UNet: a learned embedding added to the time embedding, with one extra row meaning "no label";
+# - label dropout: one network, two models;
+# - the guidance formula from Bayes' rule: the difference of the two predictions is an implicit classifier's gradient;
+# - a grid of digits by class and guidance scale, and a widget to explore it;
+# - the trade-off measured: how often the judges of [notebook 07](07_evaluation.ipynb) read the requested digit, and how
+#   far the samples of each digit are from the real ones of that digit, against $w$.
+#
+# Every code cell is followed by a cell that checks it.
+
+# %%
+# Colab only: fetch the course repository and install its package (does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import os
+    import subprocess
+
+    REPO_DIR = os.environ.get("NANODDPM_CLONE_DIR", "/content/nanoJaxDDPM")  # a fork or a local copy: set these two
+    REPO_URL = os.environ.get("NANODDPM_REPO_URL", "https://github.com/suvadityamuk/nanoJaxDDPM")
+    if not os.path.isdir(REPO_DIR):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", "main", REPO_URL, REPO_DIR], check=True)
+    else:
+        subprocess.run(["git", "-C", REPO_DIR, "pull", "-q", "--ff-only"], check=False)
+    subprocess.run(["bash", os.path.join(REPO_DIR, "colab_setup.sh")], check=True,
+                   env={**os.environ, "PYTHON": sys.executable})  # install into this kernel's Python
+    if REPO_DIR not in sys.path:
+        sys.path.insert(0, REPO_DIR)  # importable now, without restarting the runtime
+    importlib.invalidate_caches()
+
+# %%
+import os
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+from nanoddpm_utils import guidance, pretrained
+from nanoddpm_utils.config import get_preset
+from nanoddpm_utils.data import load_dataset, to_uint8
+from nanoddpm_utils.unet import count_params, make_model
+
+SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"
+TRAIN_FROM_SCRATCH = False  # True: train the conditional digits model here instead of loading the shipped one
+config = get_preset("digits_cond")
+print(config.model)
+print("label_dropout:", config.train.label_dropout)
+
+# %% [markdown]
+# ## 1. A label as a third input
+#
+# The UNet already turns $t$ into a vector (the sinusoidal embedding and two dense layers of
+# [notebook 02](02_sinusoidal_embedding.ipynb)) that every ResBlock adds to its feature maps. A label $c$ gets the same
+# treatment, as cheaply as possible: a table of learned vectors, one row per class, looked up and **added** to the time
+# embedding. One more row, index `num_classes`, means "no label". Nothing else in the network changes.
+
+# %%
+cond = make_model(config, key=jax.random.key(0))
+plain = make_model(get_preset("digits"), key=jax.random.key(0))
+print(f"label table: {cond.label_emb.weight.shape} (10 digits + 'no label', x the time embedding's width)")
+print(f"parameters: {count_params(cond):,} conditional, {count_params(plain):,} unconditional")
+
+# %%
+assert count_params(cond) - count_params(plain) == (10 + 1) * 4 * config.model.ch  # only the table is new
+x = jax.random.normal(jax.random.key(1), (8, 8, 1))
+moved = jax.tree_util.tree_map(lambda a: a + 0.05 * jnp.sin(jnp.arange(a.size).reshape(a.shape))
+                               if eqx.is_inexact_array(a) else a, cond)  # off the init (the last conv starts at 0)
+assert not np.allclose(moved(x, 10, 3), moved(x, 10, 7))  # the label changes the prediction
+np.testing.assert_array_equal(moved(x, 10), moved(x, 10, 10))  # no label = the extra row
+
+# %% [markdown]
+# ## 2. Label dropout: one network, two models
+#
+# Training is Algorithm 1 with the label as an extra input, except that each example's label is replaced by "no label"
+# with probability $p_\text{uncond}$ (here `label_dropout` = 0.1, as in Ho & Salimans). So the same weights learn the
+# conditional $\epsilon_\theta(x_t, t, c)$ on 90% of the examples and the unconditional $\epsilon_\theta(x_t, t)$ on
+# the other 10%. Written inline:
+
+# %%
+def drop_labels_inline(key, labels, p, null_label):
+    keep = ~jax.random.bernoulli(key, p, labels.shape)
+    return jnp.where(keep, labels, null_label)
+
+
+labels = jnp.asarray(np.arange(100_000) % 10)
+dropped = drop_labels_inline(jax.random.key(0), labels, 0.1, 10)
+print(f"share replaced by 'no label': {float((dropped == 10).mean()):.4f}")
+
+# %%
+np.testing.assert_array_equal(dropped, guidance.drop_labels(jax.random.key(0), labels, 0.1, 10))
+assert abs(float((dropped == 10).mean()) - 0.1) < 5 * np.sqrt(0.1 * 0.9 / len(labels))
+assert bool(jnp.all((dropped == labels) | (dropped == 10)))  # a label is kept or dropped, never changed
+
+# %% [markdown]
+# ## 3. Guidance from Bayes' rule
+#
+# The network's noise prediction is a scaled **score** (notebook 04): $\epsilon_\theta(x_t, t) \approx
+# -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t} \log p(x_t)$, and with the label $\epsilon_\theta(x_t, t, c) \approx
+# -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t} \log p(x_t \mid c)$. Bayes' rule, $p(x_t \mid c) = p(c \mid x_t)\,p(x_t)/p(c)$,
+# gives, after the log and the gradient in $x_t$ ($p(c)$ does not depend on $x_t$):
+#
+# $$\nabla \log p(x_t \mid c) = \nabla \log p(x_t) + \nabla \log p(c \mid x_t)
+# \quad\Longrightarrow\quad \epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t) \approx -\sqrt{1-\bar\alpha_t}\,
+# \nabla \log p(c \mid x_t).$$
+#
+# The difference of the two predictions is the gradient of an **implicit classifier**, learnt for free. Sampling from
+# $p(x_t)\,p(c \mid x_t)^w$ (a sharpened classifier) means following
+# $\nabla \log p(x_t) + w\,\nabla \log p(c \mid x_t)$, that is
+#
+# $$\tilde\epsilon_w(x_t, t, c) = \epsilon_\theta(x_t, t) + w\,\big(\epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t)\big).$$
+#
+# **Our convention**: $w = 0$ is unconditional sampling, $w = 1$ plain conditional sampling, $w > 1$ follows the class
+# harder. The paper writes $(1 + w')\,\epsilon_\theta(x_t, t, c) - w'\,\epsilon_\theta(x_t, t)$: the same line with
+# $w' = w - 1$ (its $w' = 0$ is our $w = 1$). $\tilde\epsilon_w$ replaces $\epsilon_\theta$ in any sampler: DDPM, DDIM or
+# another. Both predictions come from one forward pass on a batch of two, $(x_t, c)$ and $(x_t, \varnothing)$.
+
+# %%
+def guided_eps_inline(model, x_t, t, c, w):
+    eps_c = model(x_t, t, c)
+    eps_u = model(x_t, t)  # no label
+    return eps_u + w * (eps_c - eps_u)
+
+
+for w in (0.0, 1.0, 3.0):
+    print(w, float(jnp.abs(guided_eps_inline(moved, x, 10, 7, w)).mean()))
+
+# %%
+for w in (0.0, 1.0, 3.0):
+    np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, w), guided_eps_inline(moved, x, 10, 7, w),
+                               atol=1e-5)
+np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 0.0), moved(x, 10), atol=1e-5)  # w = 0: unconditional
+np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 1.0), moved(x, 10, 7), atol=1e-5)  # w = 1: conditional
+
+# %% [markdown]
+# ## 4. A trained conditional model
+#
+# The shipped `digits_cond` model was trained with `python -m nanoddpm_utils.pretrained digits_cond` (`make
+# pretrained`) from its preset and seed. `TRAIN_FROM_SCRATCH = True` trains it here on the digits and their labels.
+
+# %%
+if TRAIN_FROM_SCRATCH:
+    from nanoddpm_utils.train import fit, init_state
+
+    train_config = config.replace(train={"steps": 100}) if SMOKE else config
+    data = load_dataset("digits", return_labels=True, image_size=8, channels=1)  # (images, labels)
+    state, history = fit(train_config, data, state=init_state(train_config))
+    model = state.ema
+else:
+    config, model = pretrained.load("digits_cond")
+model = eqx.nn.inference_mode(model)
+SAMPLER = {"sampler": "ddim", "steps": 10 if SMOKE else 50}
+print(f"sampling with DDIM, {SAMPLER['steps']} steps")
+
+# %% [markdown]
+# ## 5. Digits by class and guidance scale
+#
+# Each row asks for one digit; each column is a guidance scale; all the images of a row start from the same noise
+# $x_T$, so what changes along a row is $w$ alone.
+
+# %%
+WS = [0.0, 1.0, 3.0, 6.0]
+PER_CELL = 2 if SMOKE else 4
+grid_labels = np.repeat(np.arange(10), PER_CELL)
+start = time.perf_counter()
+cells = {w: to_uint8(guidance.sample_guided(config, model, jax.random.key(0), grid_labels, w, **SAMPLER)) for w in WS}
+print(f"{len(WS) * len(grid_labels)} samples in {time.perf_counter() - start:.1f} s")
+fig, axes = plt.subplots(10, len(WS), figsize=(1.1 * PER_CELL * len(WS), 11))
+for j, w in enumerate(WS):
+    for c in range(10):
+        row = cells[w][grid_labels == c][..., 0]
+        axes[c, j].imshow(np.concatenate(list(row), axis=1), cmap="gray", vmin=0, vmax=255)
+        axes[c, j].set_xticks([]), axes[c, j].set_yticks([])
+        if c == 0:
+            axes[c, j].set_title(f"w = {w:g}")
+        if j == 0:
+            axes[c, j].set_ylabel(str(c))
+plt.tight_layout()
+plt.show()
+
+# %%
+from nanoddpm_utils.evaluate import digits_judge
+
+judge = digits_judge()
+read = {w: judge.probabilities(cells[w]).argmax(1) for w in WS}
+for w in WS:
+    print(f"w = {w:g}: the judge reads the requested digit in {np.mean(read[w] == grid_labels):.0%} of the cells")
+assert np.mean(read[3.0] == grid_labels) > np.mean(read[0.0] == grid_labels)  # guidance makes the label matter
+
+# %% [markdown]
+# Try it: pick a digit and a guidance scale. (In a notebook viewer without widgets you see the figure for 7 and w = 3.)
+
+# %%
+def draw(digit=7, w=3.0):
+    images = to_uint8(guidance.sample_guided(config, model, jax.random.key(1), [digit] * 16, w, **SAMPLER))
+    fig, axes = plt.subplots(2, 8, figsize=(8, 2.2))
+    for ax, img in zip(axes.ravel(), images):
+        ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=255)
+        ax.axis("off")
+    fig.suptitle(f"digit {digit}, w = {w:g}")
+    plt.show()
+
+
+try:
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    display(widgets.interactive(draw, digit=widgets.IntSlider(value=7, min=0, max=9),
+                                w=widgets.FloatSlider(value=3.0, min=0.0, max=8.0, step=0.5)))
+except ImportError:  # no ipywidgets: one static figure
+    draw()
+
+# %% [markdown]
+# ## 6. The trade-off, measured
+#
+# For each $w$ we draw samples of every digit and let the judges of notebook 07 (`evaluate.digits_judges`) score them
+# (`guidance.class_scores`):
+# - **accuracy**: the share of the samples asked to be $c$ that a judge reads as $c$ (averaged over the ten digits and
+#   the judges);
+# - **Fréchet distance per class**: between the samples of digit $c$ and the real digits of class $c$, in each judge's
+#   features, next to the same distance for real digits of class $c$ that the judge never saw (the floor), on sets of
+#   the same size.
+#
+# Guidance should raise the accuracy; past some $w$ the samples of a class become too alike (and too stark) and move
+# away from the real spread of that class: the Fréchet distance rises again.
+
+# %%
+from nanoddpm_utils.evaluate import digits_judges
+
+TRADE_WS = [0.0, 1.0, 3.0] if SMOKE else [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]
+PER_CLASS = 10 if SMOKE else 100
+JUDGES = digits_judges(2 if SMOKE else 8)
+labels_all = np.repeat(np.arange(10), PER_CLASS)
+rows = []
+for w in TRADE_WS:
+    start = time.perf_counter()
+    images = to_uint8(guidance.sample_guided(config, model, jax.random.key(2), labels_all, w, **SAMPLER))
+    seconds = time.perf_counter() - start
+    s = guidance.class_scores(images, labels_all, JUDGES)
+    rows.append({"w": w, "accuracy": s["accuracy"].mean(), "frechet": s["frechet"].mean(),
+                 "real": s["frechet_real"].mean(), "ratio": (s["frechet"] / s["frechet_real"]).mean(),
+                 "seconds": seconds})
+    r = rows[-1]
+    print(f"w = {w:4.1f}: accuracy {r['accuracy']:.3f}, Frechet {r['frechet']:.2f} (real {r['real']:.2f}, "
+          f"ratio {r['ratio']:.2f}), sampled in {seconds:.1f} s")
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
+a1.plot([r["w"] for r in rows], [r["accuracy"] for r in rows], "o-")
+a1.set_xlabel("guidance scale w"), a1.set_ylabel("judged as the requested digit")
+a2.plot([r["w"] for r in rows], [r["frechet"] for r in rows], "o-", label="samples")
+a2.plot([r["w"] for r in rows], [r["real"] for r in rows], "k--", label="real held-out digits")
+a2.set_xlabel("guidance scale w"), a2.set_ylabel("Frechet distance per class"), a2.legend()
+plt.tight_layout()
+plt.show()
+
+# %%
+acc = {r["w"]: r["accuracy"] for r in rows}
+assert acc[0.0] < 0.35  # unconditional: about one sample in ten happens to be the requested digit
+assert acc[1.0] > acc[0.0] + 0.3 and acc[3.0] >= acc[1.0] - 0.05  # the label, then guidance, raise accuracy
+assert all(np.isfinite(r["frechet"]) and r["frechet"] > 0 for r in rows)
+
+# %% [markdown]
+# ## Summary
+#
+# - A label enters the UNet as a learned vector added to the time embedding; one extra row means "no label".
+# - Label dropout trains one network as both $\epsilon_\theta(x_t, t, c)$ and $\epsilon_\theta(x_t, t)$.
+# - By Bayes' rule their difference is an implicit classifier's gradient; the guided prediction
+#   $\epsilon_\theta(x_t, t) + w(\epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t))$ samples $p(x_t)\,p(c \mid x_t)^w$
+#   ($w = 0$ unconditional, $w = 1$ conditional; the paper's $w' = w - 1$), in any sampler.
+# - Larger $w$: the requested digit more often, at the cost of variety within the class.
+#
+# **Exercises**
+# 1. Set `label_dropout` to 0 and train with `TRAIN_FROM_SCRATCH = True`. What does $w = 0$ produce now, and why?
+# 2. Sample with $w = 20$. Where do the pixels go? (Hint: `clip_x0` and the DDIM step of notebook 07.)
+# 3. Replace the addition of the label vector by a concatenation (and a dense layer back to the width). Does the
+#    accuracy at $w = 1$ change?
+# 4. Guide towards two digits at once: $\epsilon_u + w_a(\epsilon_a - \epsilon_u) + w_b(\epsilon_b - \epsilon_u)$.
+#    What do you get for 1 and 7?
+#
+# **Go further**
+# - Classifier guidance with a separately trained noisy classifier: Dhariwal & Nichol 2021,
+#   [arXiv:2105.05233](https://arxiv.org/abs/2105.05233).
+# - Guidance in a limited interval of noise levels only: Kynkäänniemi et al. 2024,
+#   [arXiv:2404.07724](https://arxiv.org/abs/2404.07724).
+# - The command line: `python -m nanoddpm_utils train --preset digits_cond --out runs/cond`, then
+#   `python -m nanoddpm_utils sample --run runs/cond --label all --guidance 3 --num 8 --out grid.npz`.
+#
+# **Next:** the appendix, [A1 — JAX speed](A1_jax_speed.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/A1_jax_speed.ipynb) ·
+# or back to the start: [01 — The forward process](01_forward_process.ipynb)
