@@ -55,7 +55,7 @@ def test_sample_with_ddim(run_dir, tmp_path, capsys, eta):
 
 @pytest.mark.parametrize("argv, message", [
     (["sample", "--run", "{run}", "--out", "{tmp}/s.npz", "--steps", "5"], "needs sampler='ddim'"),
-    (["sample", "--run", "{run}", "--out", "{tmp}/s.npz", "--sampler", "ddim", "--steps", "51"], "1 .. T = 50"),
+    (["sample", "--run", "{run}", "--out", "{tmp}/s.npz", "--sampler", "ddim", "--steps", "51"], "T = 50 diffusion steps; use 1 .. 50"),
     (["eval", "--run", "{tmp}/nope"], "not a run directory"),
 ])
 def test_user_errors_are_one_line_exit_2(run_dir, tmp_path, capsys, argv, message):
