@@ -146,7 +146,7 @@ def child(args) -> None:
 
     from nanoddpm_utils import layers
     from nanoddpm_utils.config import get_preset
-    from nanoddpm_utils.train import init_state, make_train_step, make_train_steps
+    from bench_train_loop import runner  # the loop forms, as bench_train_loop times them
 
     loop, conv, _, _, _ = SETTINGS[args.setting]
     if args.setting == "taps":
@@ -164,21 +164,7 @@ def child(args) -> None:
     data = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1024, m.image_size, m.image_size, m.in_channels),
                                                          dtype=np.uint8))
     with ctx:
-        box = {"state": init_state(cfg, 0)}
-        if loop == "scan":
-            multi = make_train_steps(cfg, args.steps)
-
-            def run():
-                box["state"], _ = multi(data, box["state"])
-                jax.block_until_ready(box["state"])
-        else:
-            single = make_train_step(cfg)
-
-            def run():
-                s = box["state"]
-                for _ in range(args.steps):
-                    s, _ = single(data, s)
-                box["state"] = jax.block_until_ready(s)
+        run = runner(cfg, loop, args.steps, data)
 
         t0 = time.perf_counter()
         run()  # compile + first run
