@@ -107,6 +107,9 @@ class _Compiles(logging.Handler):
 
 def test_fit_compiles_each_function_once(data, tmp_path):
     config = SMOKE.replace(train={"steps": 22, "sample_every": 10, "ckpt_every": 10})  # K = 5: 4 scans, 2 singles
+    # a test that ran earlier in this process may have compiled the module-level sampler for the same shapes;
+    # start from an empty in-memory cache so every compile fit needs is seen here
+    jax.clear_caches()
     handler = _Compiles()
     logger = logging.getLogger("jax")
     old_level = logger.level
