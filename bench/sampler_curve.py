@@ -1,15 +1,20 @@
-"""Quality and seconds against the number of steps, per sampler, on the digits model, judged in two feature spaces.
+"""Quality and seconds against the number of steps, per sampler, on a digits model, judged in two feature spaces.
 
     python bench/sampler_curve.py --num 360 --seeds 0,1,2 --steps 10,20,50,100,1000 \\
         --samplers ddim:uniform,ddim:quadratic,ddim:trailing,dpm++2m:uniform,dpm++2m:quadratic,dpm++2m:trailing
+    python bench/sampler_curve.py --run runs/digits --seeds 0,1,2,3 --steps 50 --samplers ddim:uniform
 
-The model: ``--run DIR`` (a run written by ``train``), else the shipped one (``pretrained.load("digits")``).
+The second form is the quality table of one run: DDPM over all T steps and DDIM-50, with the digits goals.
+The model: ``--run DIR`` (a run written by ``train``), else a shipped one (``--pretrained NAME``, default digits).
 Every sampler draws ``--num`` digits per seed from the same x_T (the seed's); sampling is compiled ahead of time
 (compile seconds apart) and then timed alone. Quality is ``evaluate.digits_quality_table``: the 8 MLP judges
 (Frechet distance and KID in their hidden features) and the pixel judge (SVM + principal components), mean and
 standard deviation over seeds, beside DDPM over all T steps (always run: the reference) and real held-out digits.
 "as good" (``evaluate.as_good``): within 10% of DDPM-T, or within the seed spread of the difference, on both
-judges' Frechet distance and KID. The goals of issue 16 are checked at the end.
+judges' Frechet distance and KID. Checked at the end: the digits goals for every row (MLP confidence within 0.05
+of real held-out digits, all ten classes in every seed's samples, MLP Frechet distance at most 1.25x the real
+digits' floor), and the few-step goals (at 20 steps the best sampler as good as DDPM-T, at 50 steps too, and
+20 steps at least 40x faster than the T-step chain).
 """
 
 import argparse
@@ -21,7 +26,7 @@ import time
 import equinox as eqx
 import jax
 
-from nanoddpm_utils import checkpoint
+from nanoddpm_utils import checkpoint, pretrained
 from nanoddpm_utils.data import to_uint8
 from nanoddpm_utils.evaluate import as_good, digits_quality_table
 from nanoddpm_utils.sample import SAMPLERS, SPACINGS, sampling_loop
@@ -41,14 +46,19 @@ def draw(config, model, sampler, steps, spacing, key, num):
     return images, t1 - t0, time.perf_counter() - t1
 
 
-def load_model(run):
+def load_model(run, name):
     if run:
         state, config = checkpoint.restore(run)
         return config, state.ema, f"{run} (step {int(state.step)})"
-    from nanoddpm_utils import pretrained
+    config, model = pretrained.load(name)
+    return config, model, f"the shipped model {name!r}"
 
-    config, model = pretrained.load("digits")
-    return config, model, "pretrained digits"
+
+def digits_goals(s, real):
+    """The digits quality goals for one row of means over seeds (``classes_present`` the minimum over seeds)."""
+    return {"confidence": s["confidence"] >= real["confidence"] - 0.05,
+            "classes": s["classes_present_min"] == 10,
+            "frechet": s["frechet"] <= 1.25 * real["frechet"]}
 
 
 def parse_samplers(spec):
@@ -69,12 +79,15 @@ def summarise(rows):
         values = [r[f] for r in rows]
         out[f] = statistics.fmean(values)
         out[f + "_sd"] = statistics.stdev(values) if len(values) > 1 else float("nan")
+    out["classes_present_min"] = min(r["classes_present"] for r in rows)
     return out
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", help="run directory of a digits run (default: the shipped digits model)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run", help="run directory of a digits run (its EMA weights)")
+    src.add_argument("--pretrained", default="digits", help="a shipped model (default digits)")
     p.add_argument("--num", type=int, default=360, help="samples per sampler and seed (default 360)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated sampling seeds (default 0,1,2)")
     p.add_argument("--steps", default="10,20,50,100,1000", help="step counts for the few-step samplers")
@@ -83,11 +96,12 @@ def main():
     p.add_argument("--json", help="also write every figure to this JSON file")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    config, model, source = load_model(args.run)
+    config, model, source = load_model(args.run, args.pretrained)
     T = config.diffusion.num_timesteps
     steps_list = [int(s) for s in args.steps.split(",")]
     runs = [("ddpm", T, "-")] + [(n, k, sp) for n, sp in parse_samplers(args.samplers) for k in steps_list if k <= T]
-    print(f"model: {source}; {args.num} samples per seed, seeds {seeds}; T = {T}", flush=True)
+    print(f"model: {source}; {args.num} samples per seed, seeds {seeds}; T = {T}; "
+          f"on {jax.devices()[0].device_kind} (jax {jax.__version__})", flush=True)
     results = {}
     for name, steps, spacing in runs:
         rows = []
@@ -98,6 +112,7 @@ def main():
             if name == "ddpm":
                 results.setdefault("real", []).append(table["real (held out)"] | {"seconds": 0.0,
                                                                                    "compile_seconds": 0.0})
+            print(f"    seed {seed}: compile {compile_s:.1f} s, sampling {seconds:.1f} s", flush=True)
         results[name, steps, spacing] = rows
         s = summarise(rows)
         print(f"  done {name} {spacing} {steps}: {s['seconds']:.1f} s, Frechet {s['frechet']:.3f}, "
@@ -106,7 +121,8 @@ def main():
     ref = summary["ddpm", T, "-"]
     header = (f"{'sampler':>8} {'spacing':>9} {'steps':>5} {'seconds':>8} {'speedup':>7} "
               f"{'MLP Frechet':>15} {'MLP KID x1e3':>15} {'pixel Frechet':>15} {'pixel KID x1e3':>15} "
-              f"{'MLP':>4} {'pixel':>5} {'as good':>7}")
+              f"{'conf':>5} {'MLP':>4} {'pixel':>5} {'as good':>7} {'goals':>5}")
+    real = summary["real"]
     print("\n" + header)
     for key, s in summary.items():
         if key == "real":
@@ -115,16 +131,23 @@ def main():
         spread = {f: math.hypot(s[f + "_sd"], ref[f + "_sd"]) if len(seeds) > 1 else 0.0 for f in FIGURES}
         verdict = as_good(s, ref, spread)
         s["verdict"] = verdict
+        s["goals"] = digits_goals(s, real)
         cells = "".join(f" {s[f] * (1e3 if 'kid' in f else 1):>7.3f}+-{s[f + '_sd'] * (1e3 if 'kid' in f else 1):<6.3f}"
                         for f in FIGURES)
         print(f"{name:>8} {spacing:>9} {steps:>5} {s['seconds']:>8.2f} {ref['seconds'] / s['seconds']:>6.1f}x{cells}"
-              f" {'yes' if verdict['mlp'] else 'no':>4} {'yes' if verdict['pixel'] else 'no':>5}"
-              f" {'yes' if verdict['as_good'] else 'no':>7}")
-    r = summary["real"]
+              f" {s['confidence']:>5.3f} {'yes' if verdict['mlp'] else 'no':>4} {'yes' if verdict['pixel'] else 'no':>5}"
+              f" {'yes' if verdict['as_good'] else 'no':>7} {'met' if all(s['goals'].values()) else 'no':>5}")
+    r = real
     print(f"{'real digits (floor)':>33}" + "".join(f" {r[f] * (1e3 if 'kid' in f else 1):>7.3f}+-"
-                                                 f"{r[f + '_sd'] * (1e3 if 'kid' in f else 1):<6.3f}" for f in FIGURES))
+                                                 f"{r[f + '_sd'] * (1e3 if 'kid' in f else 1):<6.3f}" for f in FIGURES)
+          + f" {r['confidence']:>5.3f}")
     print(f"(mean +- standard deviation over {len(seeds)} seeds; speedup: DDPM-{T} seconds / these seconds; "
-          f"compile seconds not included)")
+          f"compile seconds not included; conf: the MLP judges' mean confidence; goals: the digits goals, "
+          f"confidence within 0.05 of real, all ten classes in every seed, MLP Frechet <= 1.25x real)")
+    g = ref["goals"]
+    print(f"digits goals, DDPM-{T}: confidence {ref['confidence']:.3f} vs real {real['confidence']:.3f} "
+          f"({'met' if g['confidence'] else 'not met'}); ten classes in every seed ({'met' if g['classes'] else 'not met'}); "
+          f"Frechet {ref['frechet']:.3f} = {ref['frechet'] / real['frechet']:.2f}x real ({'met' if g['frechet'] else 'not met'})")
     for k in (20, 50):
         good = [(key, s) for key, s in summary.items() if key != "real" and key[1] == k]
         if good:
@@ -132,11 +155,14 @@ def main():
             (name, _, spacing), s = best
             print(f"goal at {k} steps: best {name} ({spacing}) as good as DDPM-{T} on both judges: "
                   f"{'met' if s['verdict']['as_good'] else 'not met'} ({s['verdict']}); "
-                  f"{ref['seconds'] / s['seconds']:.0f}x faster")
+                  f"{ref['seconds'] / s['seconds']:.0f}x faster"
+                  + (f" (goal 40x: {'met' if ref['seconds'] >= 40 * s['seconds'] else 'not met'})" if k == 20 else ""))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"/".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in results.items()}, f,
-                      indent=1)
+            json.dump({"source": source, "num": args.num, "seeds": seeds, "device": jax.devices()[0].device_kind,
+                       "rows": {"/".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in results.items()},
+                       "summary": {"/".join(map(str, k)) if isinstance(k, tuple) else k: v
+                                   for k, v in summary.items()}}, f, indent=1)
 
 
 if __name__ == "__main__":

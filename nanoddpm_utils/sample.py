@@ -192,7 +192,7 @@ def sampling_loop(config: Config, num: int, *, schedule: Schedule | None = None,
     """``(loop, schedule, shape, kwargs)``: the jitted loop ``sample_images`` runs, with the arguments it gives it.
 
     ``loop(inference_mode(model), schedule, key, shape, **kwargs)`` draws the images;
-    ``loop.lower(...).compile()`` compiles them ahead of time (bench/digits_quality.py times them apart).
+    ``loop.lower(...).compile()`` compiles them ahead of time (bench/sampler_curve.py times them apart).
     """
     if num < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num}")
