@@ -24,5 +24,6 @@ def timestep_embedding(t: Int[Array, "..."], dim: int) -> Float[Array, "... dim"
     args = t[..., None] * freqs.reshape((1,) * t.ndim + (half,))  # (..., half)
     emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
     if dim % 2:
-        emb = jnp.pad(emb, [(0, 0)] * (emb.ndim - 1) + [(0, 1)])
+        # a zero column by concatenation, not jnp.pad (see layers.zero_pad_hw: jax 0.7.2's eager pad on CPU)
+        emb = jnp.concatenate([emb, jnp.zeros(emb.shape[:-1] + (1,), emb.dtype)], axis=-1)
     return emb

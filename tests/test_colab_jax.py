@@ -46,8 +46,10 @@ def test_stride2_matmul_conv_is_finite_and_equals_xla_repeatedly():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_layers_calls_no_jnp_pad():
+def test_package_calls_no_jnp_pad():
     """A deterministic guard: the fault is intermittent, so a test run on 0.7.2 alone might miss a new jnp.pad."""
-    tree = ast.parse((ROOT / "nanoddpm_utils" / "layers.py").read_text())
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "pad"]
-    assert not calls, "layers.py calls a pad: use layers.zero_pad_hw (jax 0.7.2's CPU pad can leave garbage)"
+    for path in sorted((ROOT / "nanoddpm_utils").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        calls = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "pad"]
+        assert not calls, (f"{path.name} calls a pad at line(s) {calls}: concatenate zeros instead "
+                           "(layers.zero_pad_hw; jax 0.7.2's CPU pad can leave garbage)")

@@ -14,6 +14,13 @@ def test_shape_scalar_and_batch():
     assert timestep_embedding(jnp.array(3), 7).shape == (7,)
 
 
+def test_odd_dim_is_the_even_embedding_and_a_zero_column():
+    t = jnp.array([0, 3, 999])
+    odd, even = np.asarray(timestep_embedding(t, 9)), np.asarray(timestep_embedding(t, 8))
+    np.testing.assert_array_equal(odd[:, :8], even)
+    np.testing.assert_array_equal(odd[:, 8], 0.0)
+
+
 def test_values_at_t0_are_sin0_then_cos0():
     e = np.asarray(timestep_embedding(jnp.array(0), 16))
     np.testing.assert_array_equal(e[:8], 0.0)
