@@ -19,6 +19,7 @@ digits' floor), and the few-step goals (at 20 steps the best sampler as good as 
 
 import argparse
 import json
+from pathlib import Path
 import math
 import statistics
 import time
@@ -46,9 +47,10 @@ def draw(config, model, sampler, steps, spacing, key, num):
     return images, t1 - t0, time.perf_counter() - t1
 
 
-def load_model(run, name):
+def load_model(run, name, step=None):
     if run:
-        state, config = checkpoint.restore(run)
+        path = None if step is None else Path(run) / "checkpoints" / f"step_{step:08d}.eqx"
+        state, config = checkpoint.restore(run, path=path)
         return config, state.ema, f"{run} (step {int(state.step)})"
     config, model = pretrained.load(name)
     return config, model, f"the shipped model {name!r}"
@@ -88,6 +90,7 @@ def main():
     src = p.add_mutually_exclusive_group()
     src.add_argument("--run", help="run directory of a digits run (its EMA weights)")
     src.add_argument("--pretrained", default="digits", help="a shipped model (default digits)")
+    p.add_argument("--step", type=int, help="with --run: the checkpoint of this step (default: the newest)")
     p.add_argument("--num", type=int, default=360, help="samples per sampler and seed (default 360)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated sampling seeds (default 0,1,2)")
     p.add_argument("--steps", default="10,20,50,100,1000", help="step counts for the few-step samplers")
@@ -96,7 +99,7 @@ def main():
     p.add_argument("--json", help="also write every figure to this JSON file")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    config, model, source = load_model(args.run, args.pretrained)
+    config, model, source = load_model(args.run, args.pretrained, args.step)
     T = config.diffusion.num_timesteps
     steps_list = [int(s) for s in args.steps.split(",")]
     runs = [("ddpm", T, "-")] + [(n, k, sp) for n, sp in parse_samplers(args.samplers) for k in steps_list if k <= T]

@@ -356,6 +356,11 @@ def cmd_sample(args) -> None:
     labels = _check_labels(config, args.label, args.guidance)
     sampler = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
     key = jax.random.key(args.seed)
+    T = config.diffusion.num_timesteps
+    calls = T if args.sampler == "ddpm" else (args.steps or min(50, T))
+    count = args.num * (len(labels) if labels is not None else 1)
+    print(f"sampling {count} image(s) with {args.sampler}: {calls} network evaluations each "
+          f"(one compiled loop; no progress until it ends) ...", flush=True)
     if labels is None:
         images = _sample_in_chunks(config, state.ema, key, args.num, **sampler)
         arrays, grid = {}, images

@@ -34,6 +34,7 @@ def test_train_then_sample_then_resume(tmp_path):
     out = tmp_path / "s.npz"
     r = run_cli("sample", "--run", str(run), "--num", "6", "--out", str(out), "--seed", "3")
     assert r.returncode == 0, r.stderr
+    assert "sampling 6 image(s) with ddpm: 50 network evaluations each" in r.stdout  # what the wait is for
     samples = np.load(out)["samples"]
     assert samples.shape == (6, 8, 8, 1) and samples.dtype == np.float32
     assert samples.min() >= 0.0 and samples.max() <= 1.0
