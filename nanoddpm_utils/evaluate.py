@@ -226,13 +226,13 @@ TABLE_COLUMNS = ("confidence", "coverage_entropy", "classes_present", "min_class
 
 def format_table(table: dict[str, dict]) -> str:
     """The rows of ``digits_quality_table``; KID with its standard error, both x 1000."""
-    def cell(row, c):
+    def cell(row, c):  # a space, then the figure right-aligned: columns never run together
         if c.endswith("kid"):
-            return f"{1e3 * row[c]:.2f}+-{1e3 * row[c + '_se']:.2f}".rjust(16)
-        return f"{row[c]:>16.3f}" if isinstance(row[c], float) else f"{row[c]:>16d}"
+            return " " + f"{1e3 * row[c]:.2f}+-{1e3 * row[c + '_se']:.2f}".rjust(16)
+        return f" {row[c]:>16.3f}" if isinstance(row[c], float) else f" {row[c]:>16d}"
 
     heads = [c.replace("kid", "kid x1e3").replace("coverage_", "class_") for c in TABLE_COLUMNS]
-    lines = [f"{'':18s}" + "".join(f"{h:>16s}" for h in heads)]
+    lines = [f"{'':18s}" + "".join(f" {h:>16s}" for h in heads)]
     lines += [f"{name:18s}" + "".join(cell(row, c) for c in TABLE_COLUMNS) for name, row in table.items()]
     return "\n".join(lines)
 

@@ -181,4 +181,9 @@ def test_the_table_scores_every_row_with_both_judges():
         assert abs(floor[judge_kid]) < 3 * floor[judge_kid + "_se"]  # real digits: KID 0 within its error
         assert noise[judge_kid] > 30 * floor[judge_kid + "_se"]  # pixel judge: about 80x; MLP judges: about 10,000x
     assert noise["pixel_frechet"] > 20 * floor["pixel_frechet"] and floor["pixel_confidence"] > 0.9
-    assert "pixel_kid x1e3" in evaluate.format_table(table)
+    text = evaluate.format_table(table)
+    assert "pixel_kid x1e3" in text
+    # every row splits into its name and one field per column, whatever the size of a figure (noise's KID is big)
+    for line, name in zip(text.splitlines()[1:], table):
+        assert line[18:].split() == line[18:].split(maxsplit=len(evaluate.TABLE_COLUMNS) - 1), line
+        assert len(line[18:].split()) == len(evaluate.TABLE_COLUMNS) and line.startswith(name), line

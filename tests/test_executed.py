@@ -58,6 +58,16 @@ from PIL import Image
 png = io.BytesIO()
 Image.new("RGB", (7, 5), (255, 0, 0)).save(png, format="PNG")
 widgets.VBox([widgets.IntSlider(3), widgets.Image(value=png.getvalue(), format="png")])
+
+# %%
+from IPython.display import display
+
+bar = widgets.FloatProgress(value=0, max=40)  # as tqdm.auto draws a progress bar: labels around a bar
+box = widgets.HBox([widgets.HTML("steps:"), bar, widgets.HTML("0/40")])
+display(box)
+bar.value, box.children[2].value = 40, "40/40 [00:01&lt;00:00]"
+display(widgets.IntSlider(5))  # no picture, no progress: nothing a reader could use
+print("done")
 '''
 
 
@@ -93,6 +103,13 @@ def test_figures_are_pngs_at_the_chosen_dpi_and_widgets_their_picture(executed):
     assert figure.size[0] <= 4 * ex.DPI and figure.size[1] <= 3 * ex.DPI and figure.size[0] > 3 * ex.DPI, figure.size
     assert widget.size == (7, 5)
     assert not any(ex.WIDGET_VIEW in o.get("data", {}) for c in sync.code_cells(nb) for o in c.outputs)
+
+
+def test_a_progress_bar_shows_its_final_state_and_a_bare_widget_goes(executed):
+    nb = nbformat.read(executed[1], as_version=4)
+    last = sync.code_cells(nb)[-1].outputs
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in last] == \
+        [("stream", "stderr", "steps: 100% 40/40 [00:01<00:00]\n"), ("stream", "stdout", "done\n")]
 
 
 def test_no_local_paths(executed):

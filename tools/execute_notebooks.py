@@ -15,6 +15,7 @@ clean-up below; figures are PNGs at DPI dots per inch, and the total size is rep
 """
 
 import argparse
+import html
 import importlib.util
 import os
 import re
@@ -120,8 +121,9 @@ def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
     ``viz.interactive_figure`` carries one), else the picture it displays (an ipywidgets Image inside it).
 
     A saved notebook cannot move a slider, and GitHub and the site show no widgets at all; that
-    picture is what a reader can see before running it. Widgets without a picture (progress bars)
-    keep their text form."""
+    picture is what a reader can see before running it. A progress bar (tqdm's widget: labels around a
+    progress model) becomes the text of its final state, as tqdm prints it in a terminal; any other widget
+    without a picture is dropped (its text form is its state when first shown, e.g. a bar at 0%)."""
     def picture(model_id, seen=()):
         if model_id in seen or model_id not in state:
             return None
@@ -133,13 +135,34 @@ def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
                 return found
         return None
 
+    import nbformat
+
+    def progress_text(model_id):
+        children = [state.get(str(c).removeprefix("IPY_MODEL_"), {}) for c in state.get(model_id, {}).get("children", [])]
+        bars = [c for c in children if c.get("_model_name") in ("FloatProgressModel", "IntProgressModel")]
+        if not bars or not bars[0].get("max"):
+            return None
+        labels = [html.unescape(re.sub(r"<[^>]*>", "", str(c.get("value", "")))).strip()
+                  for c in children if c.get("_model_name") == "HTMLModel"]
+        percent = f"{100 * bars[0].get('value', 0) / bars[0]['max']:.0f}%"
+        return " ".join(t for t in (labels[0] if labels else "", percent, *labels[1:]) if t)
+
     for cell in sync.code_cells(nb):
+        kept = []
         for out in cell.outputs:
             view = out.get("data", {}).get(WIDGET_VIEW)
-            png = view and (out["data"].get("image/png") or picture(view["model_id"]))
+            if not view:
+                kept.append(out)
+                continue
+            png = out["data"].get("image/png") or picture(view["model_id"])
+            text = None if png else progress_text(view["model_id"])
             if png:
                 out["data"] = {"image/png": png,
                                "text/plain": "<the widget's picture; run the notebook to use the widget>"}
+                kept.append(out)
+            elif text:
+                kept.append(nbformat.v4.new_output("stream", name="stderr", text=text + "\n"))
+        cell.outputs = kept
 
 
 def mode_of(name: str) -> str:
