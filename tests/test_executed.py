@@ -163,3 +163,20 @@ def test_clean_and_check_on_outputs():
     nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="KeyError", evalue="k", traceback=[])]
     with pytest.raises(ex.Refused, match="KeyError"):
         ex.check_and_clean(nb, "n")
+
+
+def test_a_smoke_run_without_the_data_reads_a_stand_in_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("NANODDPM_CIFAR10_DIR", raising=False)
+    env = ex.stand_in_env("06_train_cifar10", "smoke", tmp_path)
+    assert env == {"NANODDPM_CIFAR10_DIR": str(tmp_path)}
+    assert sorted(p.name for p in (tmp_path / "cifar-10-batches-py").iterdir())[-1] == "test_batch"
+    assert ex.stand_in_env("06_train_cifar10", "full", tmp_path) == {}  # the real run reads the real data
+    assert ex.stand_in_env("01_forward_process", "smoke", tmp_path) == {}
+    monkeypatch.setenv("NANODDPM_CIFAR10_DIR", "/data/cifar10")
+    assert ex.stand_in_env("06_train_cifar10", "smoke", tmp_path) == {}  # a folder of the real data wins
+    site = _load("build_site")
+    nb = nbformat.v4.new_notebook(metadata={sync.EXECUTED_KEY: {"code_sha256": "x", "mode": "smoke",
+                                                                "stand_in": "NANODDPM_CIFAR10_DIR"}})
+    assert "stand-in" in site.note_cell(nb)
+    nb.metadata[sync.EXECUTED_KEY].pop("stand_in")
+    assert "smoke mode" in site.note_cell(nb) and "stand-in" not in site.note_cell(nb)

@@ -69,8 +69,10 @@ def note_cell(nb):
         return ("```{note}\nThis page shows the notebook's code without its outputs: it has not been executed "
                 "(`make executed`). Open it in Colab to run it.\n```")
     if info.get("mode") == "smoke":
+        data = (" Its data is a tiny stand-in (coloured blobs in CIFAR-10's file layout), not CIFAR-10: the machine "
+                "that ran it could not download the dataset." if info.get("stand_in") else "")
         return ("```{note}\nThe outputs on this page come from the notebook's smoke mode (`NANODDPM_SMOKE=1`): "
-                "tiny sizes and few steps, so that it runs in minutes. Run it yourself for the real thing.\n```")
+                f"tiny sizes and few steps, so that it runs in minutes.{data} Run it yourself for the real thing.\n```")
     return None
 
 
