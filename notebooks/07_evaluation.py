@@ -758,8 +758,8 @@ x_T_toy = jnp.linspace(-3.0, 3.0, 13).reshape(13, 1, 1, 1)  # a few starting poi
 alpha_T, sigma_T = np.sqrt(f64(toy.abar[-1])), np.sqrt(1 - f64(toy.abar[-1]))
 exact_end = toy.mu + toy.std * (f64(x_T_toy) - alpha_T * toy.mu) / np.sqrt(alpha_T**2 * toy.std**2 + sigma_T**2)
 ORDER_STEPS = [20, 40, 80, 160]
-toy_samplers = {"DDIM": (sample.ddim_sample_loop, "uniform"),
-                "DPM-Solver++(2M)": (solver.dpm_solver_sample_loop, "uniform"),
+toy_samplers = {"DDIM, uniform": (sample.ddim_sample_loop, "uniform"),
+                "DPM-Solver++(2M), uniform": (solver.dpm_solver_sample_loop, "uniform"),
                 "DPM-Solver++(2M), trailing": (solver.dpm_solver_sample_loop, "trailing")}
 toy_errors = {}
 for name, (loop, spacing) in toy_samplers.items():
@@ -773,19 +773,20 @@ fig, ax = plt.subplots(figsize=(5.5, 3.4))
 for (name, err), style in zip(toy_errors.items(), ("o-", "s-", "^:")):
     ax.loglog(ORDER_STEPS, err, style, label=name)
 K = np.array(ORDER_STEPS, float)
-ax.loglog(K, toy_errors["DDIM"][-1] * K[-1] / K, "k--", lw=0.8, label=r"$\propto 1/S$")
-ax.loglog(K, toy_errors["DPM-Solver++(2M)"][-1] * (K[-1] / K) ** 2, "k-.", lw=0.8, label=r"$\propto 1/S^2$")
+ax.loglog(K, toy_errors["DDIM, uniform"][-1] * K[-1] / K, "k--", lw=0.8, label=r"$\propto 1/S$")
+ax.loglog(K, toy_errors["DPM-Solver++(2M), uniform"][-1] * (K[-1] / K) ** 2, "k-.", lw=0.8,
+          label=r"$\propto 1/S^2$")
 ax.set_xticks(ORDER_STEPS, [str(k) for k in ORDER_STEPS])
 ax.xaxis.set_minor_locator(mticker.NullLocator())
 ax.set(xlabel="steps S", ylabel=r"largest $|x_0 - $exact$|$",
        title="Gaussian data: distance from the exact ODE end point")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper right")
 fig.tight_layout()
 plt.show()
 
 # %%
-ddim_ratios = toy_errors["DDIM"][:-1] / toy_errors["DDIM"][1:]
-dpm_ratios = toy_errors["DPM-Solver++(2M)"][:-1] / toy_errors["DPM-Solver++(2M)"][1:]
+ddim_ratios = toy_errors["DDIM, uniform"][:-1] / toy_errors["DDIM, uniform"][1:]
+dpm_ratios = toy_errors["DPM-Solver++(2M), uniform"][:-1] / toy_errors["DPM-Solver++(2M), uniform"][1:]
 assert np.all((1.7 < ddim_ratios) & (ddim_ratios < 2.3)), ddim_ratios  # first order: twice the steps, half the error
 assert np.all(dpm_ratios[1:] > 3.5), dpm_ratios  # second order: a quarter, once the steps are small enough
 
