@@ -812,9 +812,9 @@ assert np.all(dpm_ratios[1:] > 3.5), dpm_ratios  # second order: a quarter, once
 # And beside each Fréchet distance sits the **KID** (Kernel Inception Distance, Bińkowski et al. 2018,
 # [arXiv:1801.01401](https://arxiv.org/abs/1801.01401)) in the same features: a squared distance between the two sets
 # computed with a polynomial kernel, $\mathbb{E}\,k(a, a') + \mathbb{E}\,k(b, b') - 2\,\mathbb{E}\,k(a, b)$, estimated
-# without bias. Unlike the Fréchet distance it does not grow as the set shrinks, it comes with a standard error, and it can
-# dip below zero when two sets are equally close. A few-step sampler is as good as DDPM only when both judges say so on
-# both figures (`evaluate.as_good`: within 10%, or within the KID's error).
+# without bias. Unlike the Fréchet distance it does not grow as the set shrinks, it comes with a standard error, and it
+# can dip below zero when the two sets come from the same distribution. A few-step sampler is as good as DDPM only when
+# both judges say so on both figures (`evaluate.as_good`: within 10%, or within the KID's error).
 
 # %%
 CURVE_STEPS = [5, 20] if SMOKE else [10, 20, 50, 100]
@@ -1010,8 +1010,8 @@ viz.interactive_figure(show_ddim, S=(SLIDER_STEPS, 10 if T >= 10 else SLIDER_STE
 # 3. **How many samples?** Score the DDIM 50 samples on their first 64 images and on all of them
 #    (`evaluate.digits_quality_table(images[:64])`). Is the difference between the two larger than the difference between
 #    DDIM 10 and DDIM 50? What does that say about comparing two papers' FIDs?
-# 4. **Spacings.** Add `"DDIM trailing": dict(sampler="ddim", spacing="trailing")` and
-#    `"DPM++ uniform": dict(sampler="dpm++2m")` to `CURVE_SAMPLERS` and rerun the curve. Which matters more at 10 steps,
+# 4. **Spacings.** Add `"DDIM trailing": (dict(sampler="ddim", spacing="trailing"), CURVE_STEPS)` and
+#    `"DPM++ uniform": (dict(sampler="dpm++2m"), CURVE_STEPS)` to `CURVE_SAMPLERS` and rerun the curve. Which matters more at 10 steps,
 #    the solver's order or where its steps are placed? Does the Gaussian experiment predict what you see?
 
 # %%
