@@ -17,7 +17,9 @@
 # We have a trained model ([notebook 04](04_training_loop.ipynb)) and a sampler ([notebook 05](05_reverse_sampler.ipynb)).
 # How good is it? The paper answers twice: with a **likelihood** (its Table 1: at most 3.75 bits/dim on CIFAR-10) and with
 # **sample quality** (Inception score and FID). Then we make sampling 20× cheaper with **DDIM**
-# (Song, Meng & Ermon 2021, [arXiv:2010.02502](https://arxiv.org/abs/2010.02502)), using the same trained weights.
+# (Song, Meng & Ermon 2021, [arXiv:2010.02502](https://arxiv.org/abs/2010.02502)), using the same trained weights, and cheaper
+# still with a second-order solver of the same ODE, **DPM-Solver++** (Lu et al. 2022,
+# [arXiv:2211.01095](https://arxiv.org/abs/2211.01095)).
 #
 # **What you will learn**
 # - the variational bound $L = L_T + \sum_{t} L_{t-1} + L_0$ (the paper's eq. 5, derived in
@@ -29,8 +31,11 @@
 #   Fréchet distance, next to real digits the judges never saw (the floor) and noise (the ceiling); why a Fréchet
 #   distance can only be compared with one computed on as many images;
 # - DDIM's update (eq. 12 of the DDIM paper) written inline and checked against `sample.ddim_step` /
-#   `ddim_sample_loop`; why $\eta = 0$ is deterministic; quality against the number of steps and the wall time it costs,
-#   and a slider over the number of steps.
+#   `ddim_sample_loop`; why $\eta = 0$ is deterministic; a slider over the number of steps;
+# - DDIM as a first-order solver of the probability-flow ODE in $\lambda = \log(\alpha_t/\sigma_t)$, and DPM-Solver++(2M) as a
+#   second-order one: its step derived, written inline and checked against `solver.py`, and both orders measured on
+#   Gaussian data, where the exact answer is known;
+# - quality with two judges (Fréchet distance and KID) and wall time against the number of steps, for both samplers.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -65,7 +70,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 from scipy import stats
 
-from nanoddpm_utils import bpd, evaluate, pretrained, sample, train, viz
+from nanoddpm_utils import bpd, evaluate, pretrained, sample, solver, train, viz
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_digits, to_model_range, to_uint8
 from nanoddpm_utils.diffusion import (discretized_gaussian_log_likelihood, normal_kl, p_mean_variance,
@@ -589,78 +594,343 @@ print(f"max |DDIM(eta=1, S=T) - DDPM(fixedsmall)| = {float(jnp.abs(ddim_full - d
 np.testing.assert_allclose(ddim_full, ddpm_small, atol=2e-3)
 
 # %% [markdown]
+# ### DDIM solves an ODE; DPM-Solver++ solves it better
+#
+# With $\eta = 0$ nothing random happens after $x_T$, and as the steps shrink DDIM's path from $x_T$ to $x_0$ becomes the
+# solution of an ordinary differential equation, the *probability-flow ODE* (Song et al. 2021,
+# [arXiv:2011.13456](https://arxiv.org/abs/2011.13456)). DDIM on $S$ steps is one numerical method for that ODE, and
+# numerical analysis knows more accurate ones. To see which, rewrite eq. 12 in better variables. Write
+# $x_t = \alpha_t x_0 + \sigma_t\epsilon$ with $\alpha_t = \sqrt{\bar\alpha_t}$ and $\sigma_t = \sqrt{1-\bar\alpha_t}$ (in this
+# section $\sigma_t$ is this noise level, not eq. 16's noise scale: $\eta = 0$ throughout), and measure time by
+#
+# $$\lambda_t = \log\frac{\alpha_t}{\sigma_t},$$
+#
+# half the log signal-to-noise ratio: it grows as $t$ falls, and is $+\infty$ on the data ($\alpha = 1$, $\sigma = 0$). The
+# sampler visits $t_0 = T-1 > t_1 > \dots$; write $x_i, \alpha_i, \sigma_i, \lambda_i$ at $t_i$, $h_i = \lambda_i - \lambda_{i-1} > 0$
+# for the length of step $i$, and $\hat x_0(x_{i-1}) = (x_{i-1} - \sigma_{i-1}\epsilon_\theta(x_{i-1}, t_{i-1}))/\alpha_{i-1}$ for
+# the predicted $x_0$.
+#
+# **DDIM in $\lambda$.** Put $\epsilon_\theta = (x_{i-1} - \alpha_{i-1}\hat x_0)/\sigma_{i-1}$ into eq. 12 with $\eta = 0$ and use
+# $\sigma_i\alpha_{i-1}/\sigma_{i-1} = \alpha_i e^{-h_i}$:
+#
+# $$x_i = \alpha_i\hat x_0 + \sigma_i\,\frac{x_{i-1} - \alpha_{i-1}\hat x_0}{\sigma_{i-1}}
+#   = \frac{\sigma_i}{\sigma_{i-1}}\,x_{i-1} - \alpha_i\big(e^{-h_i} - 1\big)\,\hat x_0(x_{i-1}). \qquad \text{(A)}$$
+#
+# **The ODE.** Divide (A) by $\sigma_i$: $\;x_i/\sigma_i - x_{i-1}/\sigma_{i-1} = e^{\lambda_i}(1 - e^{-h_i})\,\hat x_0 \approx e^{\lambda}\,h_i\,\hat x_0$
+# for a short step. So as the steps shrink, $\frac{d}{d\lambda}\frac{x}{\sigma} = e^{\lambda}\,\hat x_0(x_\lambda)$, and over one step
+# the exact solution is
+#
+# $$x_i = \frac{\sigma_i}{\sigma_{i-1}}\,x_{i-1} + \sigma_i\int_{\lambda_{i-1}}^{\lambda_i} e^{\lambda}\,\hat x_0(x_\lambda)\,d\lambda .$$
+#
+# The only unknown is how $\hat x_0$ changes along the path. DDIM holds it at its value at the start of the step; the integral
+# is then exact, $\sigma_i\hat x_0\,(e^{\lambda_i} - e^{\lambda_{i-1}}) = -\alpha_i(e^{-h_i} - 1)\,\hat x_0$, which is (A). Its error is of
+# order $h^2$ per step and $h$ over the whole path: DDIM is a **first-order** solver. Double the steps, halve the error.
+#
+# **DPM-Solver++(2M)** (Lu et al. 2022, [arXiv:2211.01095](https://arxiv.org/abs/2211.01095)) lets $\hat x_0$ vary linearly in
+# $\lambda$ instead, with the slope read off the previous step's prediction, so it still costs one network call per step:
+# $\hat x_0(x_\lambda) \approx \hat x_0(x_{i-1}) + (\lambda - \lambda_{i-1})\,\big(\hat x_0(x_{i-1}) - \hat x_0(x_{i-2})\big)/h_{i-1}$. The linear
+# term integrates to $\alpha_i(h_i - 1 + e^{-h_i})$ times the slope; the paper replaces $h - 1 + e^{-h}$ by $h(1 - e^{-h})/2$ (both are
+# $h^2/2 + O(h^3)$), which keeps DDIM's form: (A) with $\hat x_0(x_{i-1})$ replaced by
+#
+# $$D_i = \Big(1 + \frac{1}{2r_i}\Big)\,\hat x_0(x_{i-1}) - \frac{1}{2r_i}\,\hat x_0(x_{i-2}), \qquad r_i = \frac{h_{i-1}}{h_i}.$$
+#
+# The error is of order $h^3$ per step and $h^2$ over the path: a **second-order** solver. Double the steps, a quarter of
+# the error. The first step has no previous prediction and is DDIM's; so is the last, onto the data ($\sigma = 0$,
+# $h = \infty$: it returns $\hat x_0$ itself, as DDIM's last step does). Both, inline in float64: (A) as one function that takes
+# whatever stands in for $\hat x_0$, and the solver's loop around it.
+
+# %%
+def lam(abar_t):
+    """lambda = log(alpha / sigma) = log(abar / (1 - abar)) / 2; +inf on the data (abar = 1)."""
+    return np.inf if abar_t == 1.0 else 0.5 * np.log(abar_t / (1.0 - abar_t))
+
+
+def step_in_lambda(x, x0_hat, abar_from, abar_to):
+    """(A): x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) x0_hat."""
+    h = lam(abar_to) - lam(abar_from)
+    return np.sqrt((1 - abar_to) / (1 - abar_from)) * x - np.sqrt(abar_to) * np.expm1(-h) * x0_hat
+
+
+def dpm_solver_inline(eps_fn, x_T, ts, abar):
+    """DPM-Solver++(2M) over the timesteps ts, then onto x_0: a Python loop in float64, no clipping."""
+    abars = [abar[t] for t in ts] + [1.0]  # abar at t_0, t_1, ..., and 1 for the data
+    x, x0_prev = f64(x_T), None
+    for i, t in enumerate(ts):  # from t_i to t_{i+1}: step i + 1 of the maths
+        x0_hat = (x - np.sqrt(1 - abars[i]) * eps_fn(x, t)) / np.sqrt(abars[i])
+        if i == 0 or i == len(ts) - 1:  # no previous prediction yet / onto the data (h = inf): DDIM's step
+            d = x0_hat
+        else:
+            r = (lam(abars[i]) - lam(abars[i - 1])) / (lam(abars[i + 1]) - lam(abars[i]))  # h_{i-1} / h_i
+            d = (1 + 1 / (2 * r)) * x0_hat - 1 / (2 * r) * x0_prev
+        x, x0_prev = step_in_lambda(x, d, abars[i], abars[i + 1]), x0_hat
+    return x
+
+
+def model_eps(x, t):
+    """The trained model's eps for a float64 batch at one timestep, in float64."""
+    return f64(eps_batch(model, jnp.asarray(x, jnp.float32), jnp.int32(t)))
+
+# %% [markdown]
+# First, (A) is eq. 12 rewritten, nothing more: for the same $\epsilon$ it must give what our inline eq. 12 gives, and what
+# `sample.ddim_step` gives with $\eta = 0$, on the pairs of steps of the DDIM check above (the last one onto $x_0$).
+
+# %%
+first_order_checks = []
+for t, t_prev in pairs:
+    abar_to = abar[t_prev] if t_prev >= 0 else 1.0
+    e = model_eps(x_t, t)
+    x0_hat = (f64(x_t) - np.sqrt(1 - abar[t]) * e) / np.sqrt(abar[t])
+    in_lambda = step_in_lambda(f64(x_t), x0_hat, abar[t], abar_to)
+    eq12 = ddim_step_inline(f64(x_t), e, abar[t], abar_to, 0.0, 0.0)
+    keys = jax.random.split(jax.random.key(t), shape[0])
+    package = np.asarray(ddim_step_batch(model, x_t, jnp.int32(t), jnp.int32(t_prev), keys, jnp.float32(0.0)))
+    first_order_checks.append((in_lambda, eq12, package))
+    print(f"t = {t:4d} -> {t_prev:4d}: h = {lam(abar_to) - lam(abar[t]):6.3f}, max |(A) - eq. 12| = "
+          f"{np.abs(in_lambda - eq12).max():.1e}, max |(A) - ddim_step| = {np.abs(in_lambda - package).max():.1e}")
+
+# %%
+for in_lambda, eq12, package in first_order_checks:
+    np.testing.assert_allclose(in_lambda, eq12, rtol=1e-9, atol=1e-9)  # the same algebra, both in float64
+    np.testing.assert_allclose(package, in_lambda, rtol=1e-4, atol=2e-4 * max(1.0, np.abs(in_lambda).max()))
+
+# %% [markdown]
+# Now the second-order solver against the package's, `solver.dpm_solver_sample_loop` (one `lax.scan`; it is what
+# `sample_images(..., sampler="dpm++2m")` runs), on the trained model from the same $x_T$, without clipping. With $S = 5$ the
+# three middle steps are second order (the first and the last are DDIM's). The package precomputes the weight
+# $1/(2r_i)$ of every step (`solver.dpm_solver_coefficients`, 0 on the first and the last); those must be ours too.
+# The spacing is "trailing" (Lin et al. 2023): $S$ equal gaps of $T/S$ from $T-1$, the last one onto $x_0$
+# (`sample.ddim_timesteps(T, S, "trailing")`); we will see why below.
+
+# %%
+x_T_dpm = jax.random.normal(jax.random.key(9), shape)
+S_DPM = 5
+ts_dpm = sample.ddim_timesteps(T, S_DPM, "trailing")
+h = np.diff([lam(abar[t]) for t in ts_dpm])  # h_1 .. h_{S-1} (the last step, onto x_0, is infinite)
+w_inline = np.concatenate([[0.0], 1 / (2 * (h[:-1] / h[1:])), [0.0]])  # 1 / (2 r_i); 0: DDIM's step
+w_package = np.asarray(solver.dpm_solver_coefficients(schedule, ts_dpm)[2])
+dpm_inline = dpm_solver_inline(model_eps, x_T_dpm, ts_dpm, abar)
+dpm_package = np.asarray(solver.dpm_solver_sample_loop(model, schedule, jax.random.key(0), shape, num_steps=S_DPM,
+                                                       clip_x0=False, spacing="trailing", x_T=x_T_dpm))
+print(f"S = {S_DPM}, timesteps {ts_dpm.tolist()}; 1/(2r) per step: {np.round(w_inline, 3).tolist()}")
+print(f"max |inline - dpm_solver_sample_loop| = {np.abs(dpm_inline - dpm_package).max():.1e}")
+
+# %%
+np.testing.assert_allclose(w_package, w_inline, rtol=1e-3, atol=1e-6)
+np.testing.assert_allclose(dpm_package, dpm_inline, rtol=1e-4, atol=2e-4 * max(1.0, np.abs(dpm_inline).max()))
+
+# %% [markdown]
+# ### The order, where the answer is known
+#
+# "First order" and "second order" are claims we can test, on data where the exact path is known. Let every pixel of the
+# data be $x_0 \sim \mathcal{N}(\mu, s^2)$. Then $x_t = \alpha_t x_0 + \sigma_t\epsilon$ and $\epsilon$ are jointly Gaussian, and the
+# best noise predictor is the regression of $\epsilon$ on $x_t$:
+#
+# $$\epsilon^\star(x_t, t) = \mathbb{E}[\epsilon \mid x_t] = \frac{\operatorname{Cov}(\epsilon, x_t)}{\operatorname{Var}(x_t)}\,(x_t - \alpha_t\mu)
+#   = \frac{\sigma_t\,(x_t - \alpha_t\mu)}{\alpha_t^2 s^2 + \sigma_t^2}.$$
+#
+# It is linear in $x_t$, so the ODE moves every point by an affine map that carries the marginal
+# $\mathcal{N}(\alpha_t\mu,\ \alpha_t^2 s^2 + \sigma_t^2)$ of each time to that of the next, and keeps the order of the points. There is
+# one such map: from $x_T$ (at $t = T-1$) the exact end point is
+# $x_0 = \mu + s\,(x_T - \alpha_{T-1}\mu)/\sqrt{\alpha_{T-1}^2 s^2 + \sigma_{T-1}^2}$. We run the package's two samplers with
+# $\epsilon^\star$ in place of a network, on the paper's schedule with $T = 1000$ (whatever the model's), and measure how far
+# they land from it as the steps double.
+#
+# This check uses **uniform** spacing, whose last network call is at $t = 0$, so the final jump onto the data is tiny. With
+# trailing spacing that last first-order jump starts from a noisier $x$ and its error mixes with the solver's; we plot it
+# for comparison, without claiming an order for it.
+
+# %%
+class GaussianDenoiser(eqx.Module):
+    """The exact noise predictor E[eps | x_t] when every pixel of the data is N(mu, std^2)."""
+
+    abar: jax.Array
+    mu: float = 0.3
+    std: float = 0.5
+
+    def __call__(self, x, t, *, key=None):
+        alpha, sigma = jnp.sqrt(self.abar[t]), jnp.sqrt(1.0 - self.abar[t])
+        return sigma * (x - alpha * self.mu) / (alpha**2 * self.std**2 + sigma**2)
+
+
+toy_schedule = make_schedule("linear", 1000)
+toy = GaussianDenoiser(toy_schedule.alphas_cumprod)
+x_T_toy = jnp.linspace(-3.0, 3.0, 13).reshape(13, 1, 1, 1)  # a few starting points (the map is affine)
+alpha_T, sigma_T = np.sqrt(f64(toy.abar[-1])), np.sqrt(1 - f64(toy.abar[-1]))
+exact_end = toy.mu + toy.std * (f64(x_T_toy) - alpha_T * toy.mu) / np.sqrt(alpha_T**2 * toy.std**2 + sigma_T**2)
+ORDER_STEPS = [20, 40, 80, 160]
+toy_samplers = {"DDIM, uniform": (sample.ddim_sample_loop, "uniform"),
+                "DPM-Solver++(2M), uniform": (solver.dpm_solver_sample_loop, "uniform"),
+                "DPM-Solver++(2M), trailing": (solver.dpm_solver_sample_loop, "trailing")}
+toy_errors = {}
+for name, (loop, spacing) in toy_samplers.items():
+    toy_errors[name] = np.array([np.abs(f64(loop(toy, toy_schedule, jax.random.key(0), x_T_toy.shape, num_steps=K,
+                                                  clip_x0=False, spacing=spacing, x_T=x_T_toy)) - exact_end).max()
+                                 for K in ORDER_STEPS])
+    print(f"{name:27s} largest error at {ORDER_STEPS} steps: {np.array2string(toy_errors[name], precision=5)}; "
+          f"ratio per doubling: {np.round(toy_errors[name][:-1] / toy_errors[name][1:], 2).tolist()}")
+
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
+for (name, err), style in zip(toy_errors.items(), ("o-", "s-", "^:")):
+    ax.loglog(ORDER_STEPS, err, style, label=name)
+K = np.array(ORDER_STEPS, float)
+ax.loglog(K, toy_errors["DDIM, uniform"][-1] * K[-1] / K, "k--", lw=0.8, label=r"$\propto 1/S$")
+ax.loglog(K, toy_errors["DPM-Solver++(2M), uniform"][-1] * (K[-1] / K) ** 2, "k-.", lw=0.8,
+          label=r"$\propto 1/S^2$")
+ax.set_xticks(ORDER_STEPS, [str(k) for k in ORDER_STEPS])
+ax.xaxis.set_minor_locator(mticker.NullLocator())
+ax.set(xlabel="steps S", ylabel=r"largest $|x_0 - $exact$|$",
+       title="Gaussian data: distance from the exact ODE end point")
+ax.legend(fontsize=8, loc="upper right")
+fig.tight_layout()
+plt.show()
+
+# %%
+ddim_ratios = toy_errors["DDIM, uniform"][:-1] / toy_errors["DDIM, uniform"][1:]
+dpm_ratios = toy_errors["DPM-Solver++(2M), uniform"][:-1] / toy_errors["DPM-Solver++(2M), uniform"][1:]
+assert np.all((1.7 < ddim_ratios) & (ddim_ratios < 2.3)), ddim_ratios  # first order: twice the steps, half the error
+assert np.all(dpm_ratios[1:] > 3.5), dpm_ratios  # second order: a quarter, once the steps are small enough
+
+# %% [markdown]
+# Two things to read off the plot. The slopes: DDIM's error halves with each doubling, DPM-Solver++'s falls about
+# fourfold once the steps are small. And the first points: with few **uniform** steps DPM-Solver++ is *worse* than DDIM.
+# Uniform steps in $t$ are very uneven in $\lambda$: $\lambda$ rises steeply as $\sigma_t \to 0$ near $t = 0$, so the step onto
+# $t = 0$ is several times longer in $\lambda$ than the step before it; $r_i$ is small there, and the extrapolation, weighted by
+# $1/(2r_i)$, overshoots. Trailing spacing has no such step, and with it DPM-Solver++ is the closest of the three at few steps. That
+# is the spacing the comparison on the digits uses.
+
+# %% [markdown]
 # ### Quality against the number of steps
 #
-# Now the trade-off DDIM offers: sample with $\eta = 0$ on $S$ steps for a few values of $S$ (through `sample.sample_images`,
-# with the config's clipping of the predicted $x_0$, as for DDPM above), judge each set with the same table, and time it.
-# Every sampler starts from the same $x_T$ (the same two keys), and DDPM with all $T$ steps is the reference.
+# Now the trade-off on the digits. Sample with DDIM ($\eta = 0$, uniform spacing, as above) and with DPM-Solver++(2M)
+# (trailing spacing) on $S$ steps for a few values of $S$, through `sample.sample_images` with the config's clipping of the
+# predicted $x_0$ (as for DDPM above; DPM-Solver++ clips each prediction before it enters $D_i$), judge each set with the
+# same table, and time it. Every sampler starts from the same $x_T$ (the same two keys), and DDPM with all $T$ steps is the
+# reference.
+#
+# The table has more than the MLPs' Fréchet distance. A second judge shares nothing with them: a support vector machine on
+# the pixels (its confidence), and the first 20 principal components of real digits as its feature space (`pixel_frechet`).
+# And beside each Fréchet distance sits the **KID** (Kernel Inception Distance, Bińkowski et al. 2018,
+# [arXiv:1801.01401](https://arxiv.org/abs/1801.01401)) in the same features: a squared distance between the two sets
+# computed with a polynomial kernel, $\mathbb{E}\,k(a, a') + \mathbb{E}\,k(b, b') - 2\,\mathbb{E}\,k(a, b)$, estimated
+# without bias. Unlike the Fréchet distance it does not grow as the set shrinks, it comes with a standard error, and it
+# can dip below zero when the two sets come from the same distribution. A few-step sampler is as good as DDPM only when
+# both judges say so on both figures (`evaluate.as_good`: within 10%, or within the KID's error).
 
 # %%
-DDIM_STEPS = [5, 20] if SMOKE else [10, 20, 50, 100]
-results = {f"DDPM {T}": dict(steps=T, images=ddpm_images, seconds=ddpm_seconds, **table["samples"])}
-for S in DDIM_STEPS:
-    images, seconds = draw(sampler="ddim", steps=S)
-    results[f"DDIM {S}"] = dict(steps=S, images=images, seconds=seconds,
-                                **evaluate.digits_quality_table(images)["samples"])
+CURVE_STEPS = [5, 20] if SMOKE else [10, 20, 50, 100]
+CURVE_SAMPLERS = {"DDIM": (dict(sampler="ddim"), CURVE_STEPS),  # uniform spacing, as above
+                  "DPM++": (dict(sampler="dpm++2m", spacing="trailing"), CURVE_STEPS[:1] if SMOKE else CURVE_STEPS)}
+results = {f"DDPM {T}": dict(sampler="DDPM", steps=T, images=ddpm_images, seconds=ddpm_seconds, **table["samples"])}
+for name, (kwargs, steps) in CURVE_SAMPLERS.items():
+    for S in steps:
+        images, seconds = draw(steps=S, **kwargs)
+        results[f"{name} {S}"] = dict(sampler=name, steps=S, images=images, seconds=seconds,
+                                      **evaluate.digits_quality_table(images)["samples"])
 
-print(f"{'sampler':>10} {'steps':>6} {'seconds':>8} {'confidence':>11} {'classes':>8} {'frechet':>8}")
-for name, row in results.items():
-    print(f"{name:>10} {row['steps']:6d} {row['seconds']:8.2f} {row['confidence']:11.3f} "
-          f"{row['classes_present']:8d} {row['frechet']:8.2f}")
-print(f"{'real':>10} {'':6} {'':8} {r['confidence']:11.3f} {r['classes_present']:8d} {r['frechet']:8.2f}")
-print(f"{'noise':>10} {'':6} {'':8} {n['confidence']:11.3f} {n['classes_present']:8d} {n['frechet']:8.2f}")
+ddpm_row = results[f"DDPM {T}"]
+
+
+def kid_spread(row):
+    """The standard error of a row's KID minus DDPM's, for each judge."""
+    return {f: np.hypot(row[f + "_se"], ddpm_row[f + "_se"]) for f in ("kid", "pixel_kid")}
+
+
+print(f"{'':10} {'steps':>5} {'seconds':>8} {'confidence':>10} {'frechet':>8} {'kid x1e3':>12} "
+      f"{'pixel_frechet':>13} {'pixel_kid x1e3':>14}  as good as DDPM?")
+for name, row in [*results.items(), ("real", r), ("noise", n)]:
+    steps, seconds = (f"{row['steps']:5d}", f"{row['seconds']:8.2f}") if "steps" in row else ("", "")
+    verdict = evaluate.as_good(row, ddpm_row, kid_spread(row))["as_good"] if "steps" in row else ""
+    print(f"{name:10} {steps:>5} {seconds:>8} {row['confidence']:10.3f} {row['frechet']:8.3f} "
+          f"{1e3 * row['kid']:6.2f}+-{1e3 * row['kid_se']:4.2f} {row['pixel_frechet']:13.3f} "
+          f"{1e3 * row['pixel_kid']:8.2f}+-{1e3 * row['pixel_kid_se']:4.2f}  {verdict}")
 
 # %%
-ddim_rows = [results[f"DDIM {S}"] for S in DDIM_STEPS]
-assert all(row["images"].shape == ddpm_images.shape for row in ddim_rows)
-assert ddim_rows[0]["seconds"] < ddpm_seconds  # the fewest-step sampler is faster than DDPM's T steps
-if not SMOKE:  # a trained model: DDIM's samples are digits too, with 20x fewer steps than DDPM
-    assert min(row["frechet"] for row in ddim_rows) < n["frechet"] / 3
+rows_of = {name: [results[f"{name} {S}"] for S in steps] for name, (_, steps) in CURVE_SAMPLERS.items()}
+ddim_rows = rows_of["DDIM"]
+assert all(row["images"].shape == ddpm_images.shape for row in results.values())
+for name in CURVE_SAMPLERS:  # the fewest-step samplers are faster than DDPM's T steps
+    assert rows_of[name][0]["seconds"] < ddpm_seconds, (name, rows_of[name][0]["seconds"], ddpm_seconds)
+if not SMOKE:  # a trained model: the best 20-step sampler is far nearer DDPM than noise is, for both judges
+    best_20 = min((results[f"{name} 20"] for name in CURVE_SAMPLERS), key=lambda row: row["frechet"])
+    for f in ("frechet", "pixel_frechet"):
+        assert best_20[f] - ddpm_row[f] < (n[f] - ddpm_row[f]) / 10, (f, best_20[f], ddpm_row[f], n[f])
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-steps_ddim = [row["steps"] for row in ddim_rows]
-for ax in axes:  # plain numbers on the log axes, ticks at the step counts we ran
+def log_steps_axis(ax):
+    """Plain numbers on a log axis, ticks at the step counts we ran."""
     ax.set_xscale("log")
-    ax.set_xticks(steps_ddim + [T], [str(v) for v in steps_ddim + [T]])
+    ax.set_xticks(CURVE_STEPS + [T], [str(v) for v in CURVE_STEPS + [T]])
     ax.xaxis.set_minor_locator(mticker.NullLocator())
+
+
+def log_values_axis(ax):
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 3, 5, 7)))
     ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(mticker.NullFormatter())
-axes[0].plot(steps_ddim, [row["frechet"] for row in ddim_rows], "o-", label=r"DDIM ($\eta = 0$)")
-axes[0].plot([T], [results[f"DDPM {T}"]["frechet"]], "r*", ms=12, label=f"DDPM ({T} steps)")
-axes[0].axhline(r["frechet"], color="green", ls="--", label="real held-out digits (floor)")
-axes[0].axhline(n["frechet"], color="grey", ls=":", label="uniform noise (ceiling)")
-axes[0].set(xlabel="network evaluations (steps)", ylabel="Fréchet distance (judge features)",
-            title="sample quality (lower is better)")
-axes[0].legend(fontsize=8)
-axes[1].plot(steps_ddim, [row["seconds"] for row in ddim_rows], "o-", label=r"DDIM ($\eta = 0$)")
-axes[1].plot([T], [ddpm_seconds], "r*", ms=12, label="DDPM")
-axes[1].set(xlabel="network evaluations (steps)", ylabel=f"seconds for {N_HALF} samples",
-            title=f"wall time on {jax.devices()[0].platform} (compile excluded)")
-axes[1].legend(fontsize=8)
+
+
+styles = {"DDIM": dict(marker="o", label=r"DDIM ($\eta = 0$, uniform)"),
+          "DPM++": dict(marker="s", label="DPM-Solver++(2M), trailing")}
+fig, axes = plt.subplots(2, 3, figsize=(13, 6.4))
+panels = [(axes[0, 0], "frechet", "MLP judges: Fréchet distance", 1),
+          (axes[0, 1], "kid", r"MLP judges: KID $\times 10^3$", 1e3),
+          (axes[1, 0], "pixel_frechet", "pixel judge: Fréchet distance", 1),
+          (axes[1, 1], "pixel_kid", r"pixel judge: KID $\times 10^3$", 1e3)]
+for ax, f, title, scale in panels:
+    log_steps_axis(ax)
+    for (name, rows), nudge in zip(rows_of.items(), (0.97, 1.03)):  # side by side, so the error bars stay apart
+        steps, values = np.array([row["steps"] for row in rows]), [scale * row[f] for row in rows]
+        if f.endswith("kid"):  # KID has a standard error; it may dip below zero, so a linear axis
+            ax.errorbar(steps * nudge, values, yerr=[scale * row[f + "_se"] for row in rows],
+                        capsize=3, **styles[name])
+        else:
+            ax.plot(steps, values, **styles[name])
+    ax.axhline(scale * ddpm_row[f], color="red", ls="--", lw=1, label=f"DDPM, {T} steps")
+    if f.endswith("kid"):  # DDPM's KID +- its standard error
+        ax.axhspan(scale * (ddpm_row[f] - ddpm_row[f + "_se"]), scale * (ddpm_row[f] + ddpm_row[f + "_se"]),
+                   color="red", alpha=0.08, lw=0)
+    ax.plot([T], [scale * ddpm_row[f]], "r*", ms=11)
+    ax.axhline(scale * r[f], color="green", ls=":", lw=1.5, label="real held-out digits (floor)")
+    if not f.endswith("kid"):
+        log_values_axis(ax)
+    ax.set(title=f"{title} (lower is better)", xlabel="steps (network evaluations)")
+ax = axes[0, 2]
+log_steps_axis(ax)
+log_values_axis(ax)
+for name, rows in rows_of.items():
+    ax.plot([row["steps"] for row in rows], [row["seconds"] for row in rows], **styles[name])
+ax.plot([T], [ddpm_seconds], "r*", ms=11)
+ax.set(title=f"wall time on {jax.devices()[0].platform} (compile excluded)", xlabel="steps (network evaluations)",
+       ylabel=f"seconds for {N_HALF} samples")
+axes[1, 2].axis("off")
+axes[1, 2].legend(*axes[0, 0].get_legend_handles_labels(), loc="center", fontsize=10)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Wall time is proportional to the number of steps: each step is one pass of the network over the batch, so 50 DDIM steps
-# cost a twentieth of DDPM's 1000. What the quality curve shows depends on the model: the DDIM paper (its Table 1) finds
-# that with $\eta = 0$ the FID on CIFAR-10 improves steeply from 10 to 50 steps and then flattens, close to DDPM's with all
-# $T$ steps, while DDPM's own sampler degrades fast when its steps are skipped. (In smoke mode the model is barely trained
-# and $T = 50$: the curve there means nothing.)
+# Wall time is proportional to the number of steps for both samplers: each step is one pass of the network over the
+# batch (DPM-Solver++'s extra term is a weighted sum of two images, nothing next to the network), so 50 steps cost a
+# twentieth of DDPM's 1000. Read the quality panels against the red line (on the KID panels the shaded band is DDPM's
+# KID give or take its standard error): how many steps does each sampler need to reach DDPM, on both judges? The DDIM paper (its Table 1) finds on CIFAR-10 that with $\eta = 0$ the FID improves steeply
+# from 10 to 50 steps and then flattens, close to DDPM's with all $T$ steps; a second-order solver should get there in fewer
+# steps, as it did on the Gaussian data. This is one set of 500 samples from one pair of keys: differences within the
+# KID's error bars, or of a few percent in Fréchet distance, are noise. `python bench/sampler_curve.py` measures the same
+# curve over several seeds and every spacing, and [docs/sampling.md](../docs/sampling.md) explains the samplers, the judges
+# and how each is tested. (In smoke mode the model is barely trained and $T = 50$: the curves there mean nothing.)
 #
 # ### Side by side
 #
 # The first rows below start from the **same** $x_T$ in every sampler. DDIM with $\eta = 0$ is a deterministic map from $x_T$,
-# and maps with different $S$ approximate the same underlying map (an ODE, in later work), so for a trained model the same
-# $x_T$ tends to give the same digit whatever $S$: the DDIM paper's "consistency" (its section 5.3). DDPM adds fresh noise
-# at every step, so from the same $x_T$ it draws a different image.
+# and maps with different $S$ approximate the same underlying map (the ODE's), so for a trained model the same $x_T$ tends
+# to give the same digit whatever $S$: the DDIM paper's "consistency" (its section 5.3). DPM-Solver++ solves the same ODE,
+# so it should draw the same digits too. DDPM adds fresh noise at every step, so from the same $x_T$ it draws a different
+# image.
 
 # %%
 n_show = 12
-rows = [results[f"DDPM {T}"]["images"][:n_show]] + [row["images"][:n_show] for row in ddim_rows]
-labels = [f"DDPM {T}"] + [f"DDIM {S}" for S in DDIM_STEPS]
+labels = [f"DDPM {T}"] + [f"DDIM {S}" for S in CURVE_STEPS] + [f"DPM++ {row['steps']}" for row in rows_of["DPM++"][:2]]
+rows = [results[label]["images"][:n_show] for label in labels]
 titles = [label if j == 0 else "" for label in labels for j in range(n_show)]
 viz.show_images(np.concatenate(rows), titles, ncols=n_show, size=0.9,
                 suptitle="same x_T in every column; one sampler per row")
@@ -671,7 +941,7 @@ a_imgs = f64(ddim_rows[-1]["images"]) / 255
 b_imgs = f64(ddim_rows[-2]["images"]) / 255
 same_xT = np.sqrt(((a_imgs - b_imgs) ** 2).mean((1, 2, 3))).mean()
 other_xT = np.sqrt(((a_imgs - np.roll(b_imgs, 1, axis=0)) ** 2).mean((1, 2, 3))).mean()
-print(f"RMS pixel difference between DDIM {DDIM_STEPS[-1]} and DDIM {DDIM_STEPS[-2]}: "
+print(f"RMS pixel difference between DDIM {CURVE_STEPS[-1]} and DDIM {CURVE_STEPS[-2]}: "
       f"same x_T {same_xT:.3f}, different x_T {other_xT:.3f}")
 
 # %%
@@ -723,6 +993,11 @@ viz.interactive_figure(show_ddim, S=(SLIDER_STEPS, 10 if T >= 10 else SLIDER_STE
 #   many images as the samples, since a Fréchet distance grows as the set shrinks.
 # - DDIM (eq. 12) reuses the trained model on $S \ll T$ steps; with $\eta = 0$ it is deterministic given $x_T$, with $\eta = 1$
 #   and $S = T$ it is DDPM. Its cost is proportional to $S$.
+# - In $\lambda = \log(\alpha_t/\sigma_t)$, DDIM with $\eta = 0$ is the exact solution of the probability-flow ODE when the
+#   predicted $x_0$ is held fixed over each step: a first-order solver, whose error halves when the steps double.
+#   DPM-Solver++(2M) lets the prediction vary linearly, using the previous step's, for the same one network call per step:
+#   second order, a quarter of the error when the steps double. Uniform steps in $t$ are uneven in $\lambda$ and spoil its
+#   extrapolation at few steps; trailing spacing does not. The curve compares them on the digits with both judges.
 #
 # ## Exercises
 #
@@ -735,6 +1010,9 @@ viz.interactive_figure(show_ddim, S=(SLIDER_STEPS, 10 if T >= 10 else SLIDER_STE
 # 3. **How many samples?** Score the DDIM 50 samples on their first 64 images and on all of them
 #    (`evaluate.digits_quality_table(images[:64])`). Is the difference between the two larger than the difference between
 #    DDIM 10 and DDIM 50? What does that say about comparing two papers' FIDs?
+# 4. **Spacings.** Add `"DDIM trailing": (dict(sampler="ddim", spacing="trailing"), CURVE_STEPS)` and
+#    `"DPM++ uniform": (dict(sampler="dpm++2m"), CURVE_STEPS)` to `CURVE_SAMPLERS` and rerun the curve. Which matters more at 10 steps,
+#    the solver's order or where its steps are placed? Does the Gaussian experiment predict what you see?
 
 # %%
 answer = None  # exercise 1: "fixedlarge" (beta_t) or "fixedsmall" (beta-tilde_t)
@@ -756,9 +1034,13 @@ if answer is not None:
 # - Heusel et al., [FID](https://arxiv.org/abs/1706.08500), and Chong & Forsyth,
 #   [Effectively Unbiased FID](https://arxiv.org/abs/1911.07023): the set-size bias of section "A Fréchet distance depends
 #   on the size of the set", on Inception features.
-# - Faster samplers on the same trained network: Lu et al., [DPM-Solver](https://arxiv.org/abs/2206.00927); Karras et al.,
-#   [EDM](https://arxiv.org/abs/2206.00364). Steering a trained model: Ho & Salimans,
-#   [classifier-free guidance](https://arxiv.org/abs/2207.12598).
+# - Faster samplers on the same trained network: Lu et al., [DPM-Solver](https://arxiv.org/abs/2206.00927) and
+#   [DPM-Solver++](https://arxiv.org/abs/2211.01095) (its Algorithm 2 is the 2M solver we derived; it also
+#   has higher orders and singlestep variants); Lin et al., [Common diffusion noise schedules and sample steps are
+#   flawed](https://arxiv.org/abs/2305.08891) (trailing spacing, its Table 2); Karras et al.,
+#   [EDM](https://arxiv.org/abs/2206.00364). Our solver is `nanoddpm_utils/solver.py`;
+#   [docs/sampling.md](../docs/sampling.md) explains every sampler and spacing, the two judges, and how each is tested.
+#   Steering a trained model: Ho & Salimans, [classifier-free guidance](https://arxiv.org/abs/2207.12598).
 #
 # **Next:** [08 — Draw me a 7: class-conditional diffusion and classifier-free guidance](08_guidance.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/08_guidance.ipynb):
