@@ -36,20 +36,30 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2.0 * covmean))
 
 
-def kid(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+def _kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def _within(x: np.ndarray) -> float:
+    """mean_{i != j} k(x_i, x_j): the kernel's mean over distinct pairs of one set."""
+    k = _kernel(x, x)
+    return float((k.sum() - np.trace(k)) / (len(x) * (len(x) - 1)))
+
+
+def kid(feats_a: np.ndarray, feats_b: np.ndarray, *, within_b: float | None = None) -> float:
     """Unbiased squared MMD between two sets with the kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018):
 
         mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j)
 
     (the diagonals k(a_i, a_i) are left out, which makes it unbiased; it can be slightly negative).
+    ``within_b``: the middle term when it is already known (it depends on ``feats_b`` alone).
     """
     a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
-    m, n, d = len(a), len(b), a.shape[1]
+    m, n = len(a), len(b)
     if m < 2 or n < 2:
         raise ValueError(f"KID needs at least 2 feature vectors in each set, got {m} and {n}")
-    k_aa, k_bb, k_ab = ((x @ y.T / d + 1.0) ** 3 for x, y in ((a, a), (b, b), (a, b)))
-    return float((k_aa.sum() - np.trace(k_aa)) / (m * (m - 1)) + (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
-                 - 2.0 * k_ab.mean())
+    within_b = _within(b) if within_b is None else within_b
+    return _within(a) + within_b - 2.0 * float(_kernel(a, b).mean())
 
 
 def kid_with_error(feats: np.ndarray, reference: np.ndarray, num_subsets: int = 10) -> tuple[float, float]:
@@ -60,10 +70,12 @@ def kid_with_error(feats: np.ndarray, reference: np.ndarray, num_subsets: int = 
     (it also leaves out the pairs across subsets); it is nan when fewer than 4 images allow only one subset.
     """
     parts = np.array_split(np.arange(len(feats)), max(1, min(num_subsets, len(feats) // 2)))
+    within_ref = _within(np.asarray(reference, np.float64))  # the reference's own term, once for every subset
+    full = kid(feats, reference, within_b=within_ref)
     if len(parts) < 2:
-        return kid(feats, reference), float("nan")
-    values = [kid(feats[p], reference) for p in parts]
-    return kid(feats, reference), float(np.std(values, ddof=1) / np.sqrt(len(values)))
+        return full, float("nan")
+    values = [kid(feats[p], reference, within_b=within_ref) for p in parts]
+    return full, float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,12 @@ def test_kid_is_the_unbiased_mmd_of_the_pairs():
     a, b = rng.normal(size=(7, 3)), rng.normal(0.5, 2.0, size=(9, 3))
     assert kid(a, b) == pytest.approx(kid_by_pairs(a, b), rel=1e-10)
     assert kid(a, b) == pytest.approx(kid(b, a), rel=1e-12)
+    # kid_with_error computes the reference's own term once and shares it: the same figures as pair by pair
+    big_a = rng.normal(size=(20, 3))
+    value, se = kid_with_error(big_a, b, num_subsets=4)
+    subsets = [kid_by_pairs(big_a[i:i + 5], b) for i in range(0, 20, 5)]
+    assert value == pytest.approx(kid_by_pairs(big_a, b), rel=1e-10)
+    assert se == pytest.approx(np.std(subsets, ddof=1) / 2, rel=1e-8)
     with pytest.raises(ValueError, match="at least 2"):
         kid(a[:1], b)
 
