@@ -66,6 +66,10 @@ bar = widgets.FloatProgress(value=0, max=40)  # as tqdm.auto draws a progress ba
 box = widgets.HBox([widgets.HTML("steps:"), bar, widgets.HTML("0/40")])
 display(box)
 bar.value, box.children[2].value = 40, "40/40 [00:01&lt;00:00]"
+bar2 = widgets.IntProgress(value=0, max=3)  # tqdm.auto's own labels: "desc: NN%" on the left
+display(widgets.HBox([widgets.HTML("sampling:   0%"), bar2, widgets.HTML("0/3")]))
+bar2.value = 3
+bar2.description = ""
 display(widgets.IntSlider(5))  # no picture, no progress: nothing a reader could use
 print("done")
 '''
@@ -109,7 +113,8 @@ def test_a_progress_bar_shows_its_final_state_and_a_bare_widget_goes(executed):
     nb = nbformat.read(executed[1], as_version=4)
     last = sync.code_cells(nb)[-1].outputs
     assert [(o.output_type, o.get("name"), o.get("text")) for o in last] == \
-        [("stream", "stderr", "steps: 100% 40/40 [00:01<00:00]\n"), ("stream", "stdout", "done\n")]
+        [("stream", "stderr", "steps: 100% 40/40 [00:01<00:00]\n"), ("stream", "stderr", "sampling:   0% 0/3\n"),
+         ("stream", "stdout", "done\n")]
 
 
 def test_no_local_paths(executed):

@@ -148,6 +148,8 @@ def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
             return None
         labels = [html.unescape(re.sub(r"<[^>]*>", "", str(c.get("value", "")))).strip()
                   for c in children if c.get("_model_name") == "HTMLModel"]
+        if any(t.endswith("%") for t in labels):  # tqdm's left label is "desc: 100%"
+            return " ".join(t for t in labels if t)
         percent = f"{100 * bars[0].get('value', 0) / bars[0]['max']:.0f}%"
         return " ".join(t for t in (labels[0] if labels else "", percent, *labels[1:]) if t)
 
