@@ -35,10 +35,11 @@ def test_shipped_file_matches_its_checksum_and_is_package_data(name):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
     assert path.stat().st_size < 4 * 2**20
     # pyproject's package-data must carry the file and the index into wheels (pip install git+..., Colab)
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    patterns = patterns["nanoddpm_utils"]
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "nanoddpm_utils.weights" in setuptools["packages"]  # the folder of data is a package of its own
+    patterns = setuptools["package-data"]["nanoddpm_utils.weights"]
     for f in (path, pretrained.WEIGHTS_DIR / pretrained.INDEX):
-        rel = f.relative_to(ROOT / "nanoddpm_utils").as_posix()
+        rel = f.relative_to(pretrained.WEIGHTS_DIR).as_posix()
         assert any(fnmatch.fnmatch(rel, p) for p in patterns), f"{rel} is not package data"
 
 
