@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nanoddpm_utils import guidance, pretrained
+from nanoddpm_utils import guidance, pretrained, viz
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_dataset, to_uint8
 from nanoddpm_utils.unet import count_params, make_model
@@ -222,17 +222,10 @@ def draw(digit=7, w=3.0):
         ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=255)
         ax.axis("off")
     fig.suptitle(f"digit {digit}, w = {w:g}")
-    plt.show()
+    return fig
 
 
-try:
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    display(widgets.interactive(draw, digit=widgets.IntSlider(value=7, min=0, max=9),
-                                w=widgets.FloatSlider(value=3.0, min=0.0, max=8.0, step=0.5)))
-except ImportError:  # no ipywidgets: one static figure
-    draw()
+viz.interactive_figure(draw, digit=(0, 9, 1, 7), w=([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0], 3.0))
 
 # %% [markdown]
 # ## 6. The trade-off, measured
