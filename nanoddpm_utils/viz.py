@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -380,6 +381,23 @@ def animate_images(frames, frame_titles: Sequence[str], *, ncols: int | None = N
 
     anim = animation.FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
     fig.set_dpi(dpi)
-    html = anim.to_jshtml(default_mode="once")
+    html = offline_player(anim.to_jshtml(default_mode="once"))
     plt.close(fig)  # the player only, not a static copy of the last frame
     return HTML(html)
+
+
+# matplotlib's player draws its buttons with Font Awesome icons fetched from a CDN: text symbols instead, so
+# the player loads nothing from the internet (offline, in Colab, on the course site)
+_BUTTON_SYMBOLS = {"fa fa-minus": "&minus;", "fa fa-plus": "+", "fa fa-fast-backward": "&#x23EE;",
+                   "fa fa-step-backward": "&#x23F4;&#x23F4;", "fa fa-play fa-flip-horizontal": "&#x25C0;",
+                   "fa fa-pause": "&#x23F8;", "fa fa-play": "&#x25B6;", "fa fa-step-forward": "&#x23F5;&#x23F5;",
+                   "fa fa-fast-forward": "&#x23ED;"}
+
+
+def offline_player(html: str) -> str:
+    """matplotlib's ``to_jshtml`` player without its external stylesheet, every icon a text symbol."""
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    html = re.sub(r'<i class="(fa [^"]*)"></i>', lambda m: _BUTTON_SYMBOLS.get(m.group(1), "?"), html)
+    if "fa fa-" in html or "<link" in html:
+        raise RuntimeError("matplotlib's animation player changed: update viz.offline_player")
+    return html

@@ -26,3 +26,10 @@ def test_animation_holds_one_png_per_frame():
     html = viz.animate_images(frames, [f"t = {t}" for t in range(4)], ncols=2).data
     assert html.count("data:image/png;base64,") == 4
     assert "<script" in html and plt.get_fignums() == []  # the player only, no stray figure
+
+
+def test_the_player_loads_nothing_from_the_internet():
+    html = viz.animate_images(np.zeros((2, 1, 8, 8, 1)), ["a", "b"]).data
+    # matplotlib's player links Font Awesome from a CDN for its buttons: gone, each icon a text symbol
+    assert "<link" not in html and "font-awesome" not in html and 'class="fa' not in html
+    assert "&#x25B6;</button>" in html.replace("\n", "").replace(" ", "")  # the play button
