@@ -147,7 +147,7 @@ def guided_eps_inline(model, x_t, t, c, w):
 
 
 for w in (0.0, 1.0, 3.0):
-    print(w, float(jnp.abs(guided_eps_inline(moved, x, 10, 7, w)).mean()))
+    print(f"w = {w:g}: mean |guided eps| = {float(jnp.abs(guided_eps_inline(moved, x, 10, 7, w)).mean()):.4f}")
 
 # %%
 for w in (0.0, 1.0, 3.0):
