@@ -175,10 +175,16 @@ def mode_of(name: str) -> str:
     return "smoke" if os.environ.get(SMOKE_ALL_ENV) == "1" else MODES.get(name, "full")
 
 
+def needs_stand_in(name: str, mode: str) -> str | None:
+    """The variable a smoke run of ``name`` would point at a stand-in, when it has no real data; else None."""
+    var = STAND_INS.get(name)
+    return var if mode == "smoke" and var is not None and not os.environ.get(var) else None
+
+
 def stand_in_env(name: str, mode: str, folder: Path) -> dict[str, str]:
     """The variable pointing a smoke run at a stand-in written into ``folder``, when the notebook needs one."""
-    var = STAND_INS.get(name)
-    if mode != "smoke" or var is None or os.environ.get(var):
+    var = needs_stand_in(name, mode)
+    if var is None:
         return {}
     sys.path.insert(0, str(ROOT / "tests" / "colab"))
     try:
@@ -252,7 +258,7 @@ def main(argv=None) -> int:
         mode = mode_of(py.stem)
         out = (args.out or NOTEBOOKS) / f"{py.stem}.ipynb"
         note = " (NANODDPM_SMOKE=1: tiny sizes, not the real run)" if mode == "smoke" else ""
-        if mode == "smoke" and STAND_INS.get(py.stem) and not os.environ.get(STAND_INS[py.stem]):
+        if needs_stand_in(py.stem, mode):
             note += f"; {STAND_INS[py.stem]} unset: its data is a tiny stand-in, not the real dataset"
         print(f"{py.stem}: running in {mode} mode{note} ...", flush=True)
         start = time.perf_counter()
