@@ -8,13 +8,15 @@ controls (sliders, toggle buttons) above a matplotlib figure that is redrawn whe
 change. It works with ipywidgets 7.7 (Colab) and 8 (JupyterLab), and carries a static PNG
 (its first figure, or one drawn for the purpose), which is what a viewer without a widget
 front end (GitHub, nbviewer, a headless run) shows.
+
+Animations are animated PNGs (``animated_png``, ``animate_images``): images, not scripts, so every
+viewer shows them.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import re
 import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -269,8 +271,8 @@ def draw_unet(model_config, ax=None) -> plt.Figure:
     blocks = unet_layout(c)
     rows_per_level = c.num_res_blocks + 1
     n_rows = len(c.ch_mult) * rows_per_level + 1  # + the middle block's row
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 0.55 * n_rows + 1.2))
+    if ax is None:  # at twice the usual resolution, so that the small labels stay legible
+        fig, ax = plt.subplots(figsize=(10, 0.55 * n_rows + 1.2), dpi=2 * plt.rcParams["figure.dpi"])
     else:
         fig = ax.figure
     colors = {"conv_in": "#dddddd", "ResBlock": "#9ecae1", "Downsample": "#fdae6b", "middle": "#c7e9c0"}
@@ -341,63 +343,53 @@ def draw_unet(model_config, ax=None) -> plt.Figure:
     return fig
 
 
-# --------------------------------------------------------------------------- animation (notebook 05)
-def animate_images(frames, frame_titles: Sequence[str], *, ncols: int | None = None, size: float = 1.0,
-                   interval: int = 120, dpi: int = 60):
-    """An animation of ``frames`` (F, N, H, W, C): frame f shows the N images of ``frames[f]`` in a grid.
+# --------------------------------------------------------------------------- animations
+def animated_png(frames, *, duration: int = 120, hold_last: int = 1500) -> bytes:
+    """An animated PNG (APNG) of ``frames``, each PNG bytes (``frame_png``) or a uint8 array (H, W, 3 or 4),
+    all the same size; every frame shows for ``duration`` ms, the last for ``hold_last`` ms; loops forever.
 
-    Returns an ``IPython.display.HTML`` player (matplotlib's JavaScript HTML: play, pause, scrub),
-    which a notebook shows when it is the last value of a cell; no widget front end needed. The
-    PNG frames are embedded, so keep F, N and ``dpi`` small.
+    Show it with ``IPython.display.Image(data=..., format="png")``: GitHub, nbviewer, the site and Colab play it.
     """
-    from IPython.display import HTML
-    from matplotlib import animation
+    from PIL import Image
+
+    images = [Image.open(io.BytesIO(f)) if isinstance(f, bytes) else Image.fromarray(np.asarray(f)) for f in frames]
+    if not images:
+        raise ValueError("no frames to animate")
+    if len({im.size for im in images}) != 1:
+        raise ValueError(f"frames of different sizes: {sorted({im.size for im in images})}")
+    buf = io.BytesIO()
+    images = [im.convert("RGB") for im in images]
+    images[0].save(buf, format="PNG", save_all=True, append_images=images[1:], loop=0,
+                   duration=[duration] * (len(images) - 1) + [hold_last])
+    return buf.getvalue()
+
+
+def frame_png(fig: plt.Figure, dpi: int = 100) -> bytes:
+    """The figure as it is now, as PNG bytes: one frame of an animation (the figure stays open for the next)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def animate_images(frames, frame_titles: Sequence[str], *, ncols: int | None = None, size: float = 1.0,
+                   duration: int = 120, dpi: int = 100):
+    """An animated PNG (in an ``IPython.display.Image``) of ``frames`` (F, N, H, W, C): frame f shows the N
+    images of ``frames[f]`` in a grid, titled ``frame_titles[f]``."""
+    from IPython.display import Image
 
     frames = to_uint8(frames)
     if frames.ndim != 5:
         raise ValueError(f"expected frames of shape (F, N, H, W, C), got {frames.shape}")
     if len(frame_titles) != len(frames):
         raise ValueError(f"{len(frames)} frames but {len(frame_titles)} titles")
-    grey = frames.shape[-1] == 1
-    frames = frames[..., 0] if grey else frames
-    n = frames.shape[1]
-    ncols = min(n, ncols or n)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.35), squeeze=False)
-    shown = []
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            shown.append(ax.imshow(frames[0, i], cmap="gray" if grey else None, vmin=0, vmax=255,
-                                   interpolation="nearest"))
-    title = fig.suptitle(frame_titles[0])
-    fig.tight_layout()
-
-    def update(f):
+    fig = show_images(frames[0], ncols=ncols, size=size, suptitle=frame_titles[0])
+    (title,), shown = fig.texts, [ax.images[0] for ax in fig.axes if ax.images]  # the suptitle, the images
+    frames = frames[..., 0] if frames.shape[-1] == 1 else frames  # as show_images draws them
+    pngs = []
+    for f in range(len(frames)):
         for i, im in enumerate(shown):
             im.set_data(frames[f, i])
         title.set_text(frame_titles[f])
-        return [*shown, title]
-
-    anim = animation.FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
-    fig.set_dpi(dpi)
-    html = offline_player(anim.to_jshtml(default_mode="once"))
-    plt.close(fig)  # the player only, not a static copy of the last frame
-    return HTML(html)
-
-
-# matplotlib's player draws its buttons with Font Awesome icons fetched from a CDN: text symbols instead, so
-# the player loads nothing from the internet (offline, in Colab, on the course site)
-_BUTTON_SYMBOLS = {"fa fa-minus": "&minus;", "fa fa-plus": "+", "fa fa-fast-backward": "&#x23EE;",
-                   "fa fa-step-backward": "&#x23F4;&#x23F4;", "fa fa-play fa-flip-horizontal": "&#x25C0;",
-                   "fa fa-pause": "&#x23F8;", "fa fa-play": "&#x25B6;", "fa fa-step-forward": "&#x23F5;&#x23F5;",
-                   "fa fa-fast-forward": "&#x23ED;"}
-
-
-def offline_player(html: str) -> str:
-    """matplotlib's ``to_jshtml`` player without its external stylesheet, every icon a text symbol."""
-    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
-    html = re.sub(r'<i class="(fa [^"]*)"></i>', lambda m: _BUTTON_SYMBOLS.get(m.group(1), "?"), html)
-    if "fa fa-" in html or "<link" in html:
-        raise RuntimeError("matplotlib's animation player changed: update viz.offline_player")
-    return html
+        pngs.append(frame_png(fig, dpi))
+    plt.close(fig)  # the animation only, not a static copy of the last frame
+    return Image(data=animated_png(pngs, duration=duration), format="png")
