@@ -50,10 +50,11 @@ lab: $(VENV)/.installed-notebooks
 bench: $(VENV)/.installed-bench
 	$(PY) bench/run_all.py
 
-## executed: run every notebook (06 in its smoke mode) and write the outputs into the committed .ipynb files
+## executed: run the stale notebooks (code, mode or a package file they use changed since their outputs were made;
+## 06 in its smoke mode) and write their outputs into the committed .ipynb files
 executed: $(VENV)/.installed-site
 	$(PY) tools/sync_notebooks.py
-	WANDB_MODE=disabled $(PY) tools/execute_notebooks.py
+	WANDB_MODE=disabled $(PY) tools/execute_notebooks.py --stale
 	NANODDPM_REQUIRE_EXECUTED=1 $(PY) -m pytest -q tests/test_notebooks.py
 
 ## site: the course as a static web site, build/site/index.html, from the committed notebooks (no network)

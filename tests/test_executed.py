@@ -42,6 +42,11 @@ import numpy as np
 
 print("here:", os.getcwd(), "temp:", tempfile.gettempdir())
 
+# %% tags=["needs-real-data"]
+from nanoddpm_utils.embedding import timestep_embedding  # a package module the record must name
+
+print("a horse")
+
 # %% [markdown]
 # A figure, 4 by 3 inches.
 
@@ -91,7 +96,13 @@ def executed(tmp_path_factory):
 def test_outputs_hash_and_mode_are_written(executed):
     py, out = executed
     nb = nbformat.read(out, as_version=4)
-    assert nb.metadata[sync.EXECUTED_KEY] == {"code_sha256": sync.code_hash(nb), "mode": "full"}
+    record = nb.metadata[sync.EXECUTED_KEY]
+    assert {k: v for k, v in record.items() if k != "package_sha256"} == {"code_sha256": sync.code_hash(nb), "mode": "full"}
+    # the package files the kernel loaded, each with its hash (no weights: nanoddpm_utils.pretrained was not loaded)
+    assert set(record["package_sha256"]) == {"nanoddpm_utils/__init__.py", "nanoddpm_utils/embedding.py"}
+    assert record["package_sha256"]["nanoddpm_utils/embedding.py"] == \
+        sync.file_sha256(ROOT / "nanoddpm_utils" / "embedding.py")
+    assert "a horse" in str(sync.code_cells(nb)[1].outputs)  # real data (no stand-in): tagged outputs stay
     assert sync.code_hash(nb) == sync.code_hash(sync.notebook_from_py(py.read_text()))
     # the cells are exactly what sync_notebooks.py makes of the .py, plus outputs
     fresh = sync.notebook_from_py(py.read_text())
@@ -141,7 +152,7 @@ def test_sync_keeps_outputs_while_the_code_is_unchanged(executed, tmp_path):
 
 def test_the_notebook_test_catches_code_changed_after_execution(executed, tmp_path):
     nb = nbformat.read(executed[1], as_version=4)
-    sync.code_cells(nb)[1].source = sync.code_cells(nb)[1].source.replace("** 2", "** 3")  # edited, not re-run
+    sync.code_cells(nb)[2].source = sync.code_cells(nb)[2].source.replace("** 2", "** 3")  # edited, not re-run
     assert sync.executed_info(nb)["code_sha256"] != sync.code_hash(nb)
     assert not sync.carry_outputs(sync.notebook_from_py(executed[0].read_text().replace("** 2", "** 3")), nb)
 
@@ -185,3 +196,41 @@ def test_a_smoke_run_without_the_data_reads_a_stand_in_and_says_so(tmp_path, mon
     assert "stand-in" in site.note_cell(nb)
     nb.metadata[sync.EXECUTED_KEY].pop("stand_in")
     assert "smoke mode" in site.note_cell(nb) and "stand-in" not in site.note_cell(nb)
+
+
+def test_a_notebook_is_stale_when_its_code_mode_or_package_changed(executed, monkeypatch):
+    py, out = executed
+    monkeypatch.setattr(ex, "NOTEBOOKS", py.parent)
+    assert ex.stale("small") is None
+    nb = nbformat.read(out, as_version=4)
+    assert sync.stale_reason(nb) is None
+    record = nb.metadata[sync.EXECUTED_KEY]
+    record["package_sha256"]["nanoddpm_utils/embedding.py"] = "0" * 64  # as if embedding.py changed since
+    assert sync.stale_reason(nb) == "changed since it ran: nanoddpm_utils/embedding.py"
+    record["package_sha256"]["nanoddpm_utils/gone.py"] = "0" * 64  # a module that no longer exists
+    assert "nanoddpm_utils/gone.py" in sync.stale_reason(nb)
+    record.pop("package_sha256")  # executed before the package was recorded
+    assert sync.stale_reason(nb) == "executed before package files were recorded"
+    nb.metadata.pop(sync.EXECUTED_KEY)
+    assert sync.stale_reason(nb) == "not executed"
+    monkeypatch.setitem(ex.MODES, "small", "smoke")
+    assert "mode" in ex.stale("small")
+    monkeypatch.delitem(ex.MODES, "small")
+    py.write_text(py.read_text().replace("** 2", "** 3"))  # the .py edited, the .ipynb not synced
+    try:
+        assert "out of step" in ex.stale("small")
+    finally:
+        py.write_text(py.read_text().replace("** 3", "** 2"))
+
+
+def test_a_run_on_a_stand_in_drops_the_outputs_that_need_real_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("NANODDPM_TEST_DATA", raising=False)
+    monkeypatch.setitem(ex.STAND_INS, "blobs", "NANODDPM_TEST_DATA")
+    py, out = tmp_path / "blobs.py", tmp_path / "blobs.ipynb"
+    py.write_text('# %% [markdown]\n# # Blobs\n\n# %% tags=["needs-real-data"]\nprint("a horse")\n\n'
+                  '# %%\nprint("the loss went down")\n')
+    ex.execute(py, out, "smoke", timeout=120, cwd=tmp_path)
+    nb = nbformat.read(out, as_version=4)
+    assert [c.outputs for c in sync.code_cells(nb)][0] == []
+    assert "the loss went down" in str(sync.code_cells(nb)[1].outputs)
+    assert nb.metadata[sync.EXECUTED_KEY]["stand_in"] == "NANODDPM_TEST_DATA"

@@ -28,7 +28,7 @@ def cells(nb):
     return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
 
 
-# The course: 01_name, 02_name, ... in order; then appendices A1_name, A2_name, ... (sorted order keeps them last).
+# The course: 00_name, 01_name, ... in order; then appendices A1_name, A2_name, ... (sorted order keeps them last).
 MAIN = [p for p in NOTEBOOKS if re.fullmatch(r"\d\d_[a-z0-9_]+", p.stem)]
 APPENDIX = [p for p in NOTEBOOKS if re.fullmatch(r"A\d_[a-z0-9_]+", p.stem)]
 
@@ -37,7 +37,7 @@ def test_there_are_notebooks():
     assert MAIN, "no notebooks/NN_name.py found"
     names = [p.stem for p in NOTEBOOKS]
     assert MAIN + APPENDIX == NOTEBOOKS, f"notebook names must be NN_name (course) or AN_name (appendix): {names}"
-    assert [int(p.stem[:2]) for p in MAIN] == list(range(1, len(MAIN) + 1)), "course numbers must run 01, 02, ..."
+    assert [int(p.stem[:2]) for p in MAIN] == list(range(len(MAIN))), f"course numbers must run 00, 01, ...: {names}"
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
@@ -50,7 +50,20 @@ def test_ipynb_matches_its_py(py):
 
 
 REQUIRE_EXECUTED = os.environ.get("NANODDPM_REQUIRE_EXECUTED", "1") != "0"  # =0 while rewriting notebooks
-EXECUTE = "run: make executed (or python tools/execute_notebooks.py NAME)"
+EXECUTE = "run: make executed (python tools/execute_notebooks.py --stale)"
+
+_spec = importlib.util.spec_from_file_location("execute_notebooks", ROOT / "tools" / "execute_notebooks.py")
+execute_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(execute_notebooks)
+
+
+def test_no_notebook_is_stale():
+    """Outputs made from the code and the package as they are now: CI names every stale notebook at once."""
+    if not REQUIRE_EXECUTED:
+        pytest.skip("NANODDPM_REQUIRE_EXECUTED=0")
+    reasons = {p.stem: execute_notebooks.stale(p.stem) for p in NOTEBOOKS}
+    stale = [f"{name} ({why})" for name, why in reasons.items() if why]
+    assert not stale, f"stale outputs: {'; '.join(stale)}; {EXECUTE}"
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
@@ -88,10 +101,9 @@ def test_smoke_switch(py):
     assert 'SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"' in py.read_text()
 
 
-# each course notebook's last cell links to the next one, each appendix's to the next appendix (the last: to 01)
-NEXT = [(a, b) for chain in (MAIN, APPENDIX) for a, b in zip(chain, chain[1:])]
-if APPENDIX and MAIN:
-    NEXT.append((APPENDIX[-1], MAIN[0]))
+# each notebook's last cell links to the next one: the course in order, then the appendices, the last back to 00
+CHAIN = MAIN + APPENDIX
+NEXT = list(zip(CHAIN, CHAIN[1:] + CHAIN[:1])) if len(CHAIN) > 1 else []
 
 
 @pytest.mark.parametrize("pair", NEXT, ids=lambda pair: pair[0].stem)

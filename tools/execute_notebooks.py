@@ -4,12 +4,18 @@
     python tools/execute_notebooks.py 01_forward_process    # only these notebooks
     NANODDPM_EXECUTE_SMOKE=1 python tools/execute_notebooks.py 01_forward_process   # smoke mode, to try the tooling
     python tools/execute_notebooks.py --out /tmp/executed   # write the executed notebooks elsewhere
+    python tools/execute_notebooks.py --list-stale          # name the notebooks whose outputs are stale, and why
+    python tools/execute_notebooks.py --stale               # run only those (make executed)
 
 Each notebook is generated from its .py (as tools/sync_notebooks.py does), run from scratch with
 nbclient in a fresh kernel (cwd notebooks/), and written back with its outputs and a record in its
-metadata: the sha256 of its code cells and the mode it ran in. tools/sync_notebooks.py keeps those
-outputs only while the code cells still hash to that value, and tests/test_notebooks.py fails when
-they do not. A notebook is refused (nothing written, exit 1) when a cell errors, when a warning comes
+metadata: the sha256 of its code cells, the mode it ran in, and the sha256 of every package file the
+kernel had loaded by the end (the nanoddpm_utils modules in sys.modules; the shipped weights when
+nanoddpm_utils.pretrained was among them). tools/sync_notebooks.py keeps those outputs only while the
+code cells still hash to that value; a notebook is stale when its code, its mode or a recorded package
+file changed, or it has no such record, and tests/test_notebooks.py names the stale ones. When a smoke run
+read a stand-in instead of its real data (STAND_INS), the outputs of the cells tagged ``needs-real-data``
+are dropped: they would show the stand-in under the real data's names. A notebook is refused (nothing written, exit 1) when a cell errors, when a warning comes
 from our own code (the notebook or nanoddpm_utils), or when a local path of this machine survives the
 clean-up below; figures are PNGs at DPI dots per inch, and the total size is reported.
 """
@@ -17,6 +23,7 @@ clean-up below; figures are PNGs at DPI dots per inch, and the total size is rep
 import argparse
 import html
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -37,8 +44,11 @@ MODES = {
 # run reads a tiny stand-in written by the tests' fabricator (tests/colab/fake_cifar10.py: colour blobs in the
 # official layout), the record says so ("stand_in"), and the site says so on top of the page.
 STAND_INS = {"06_train_cifar10": "NANODDPM_CIFAR10_DIR"}
-DPI = 72  # figure.dpi for every figure: matplotlib's default 100 makes all notebooks together too big
-MAX_TOTAL_BYTES = 10_000_000  # all executed notebooks together
+REAL_DATA_TAG = "needs-real-data"  # cells whose outputs are dropped when the run read a stand-in
+DPI = 100  # figure.dpi for every figure (matplotlib's default): axis labels stay readable on GitHub and the site
+# all executed notebooks together: GitHub renders each within a few MB, and every full re-execution adds its
+# new figures to the repository's history; figures at DPI 100 put the course at about 6-7 MB
+MAX_TOTAL_BYTES = 10_000_000
 SMOKE_ALL_ENV = "NANODDPM_EXECUTE_SMOKE"  # =1: run every notebook in smoke mode (to try this script cheaply)
 
 _spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "tools" / "sync_notebooks.py")
@@ -194,12 +204,53 @@ def stand_in_env(name: str, mode: str, folder: Path) -> dict[str, str]:
     return {var: str(write_batches(folder))}
 
 
+# run after the notebook's last cell, then removed: which package files did this notebook use?
+PROBE = """import json as _json, sys as _sys
+print(_json.dumps(sorted({getattr(_m, "__file__", None) or "" for _n, _m in list(_sys.modules.items())
+                          if _n.split(".")[0] == "nanoddpm_utils"} - {""})))"""
+
+
+def package_record(files: list[str]) -> dict[str, str]:
+    """{path from the repository root: sha256} for the package files a kernel loaded (and the shipped weights)."""
+    package = ROOT / "nanoddpm_utils"
+    paths = {Path(f).resolve() for f in files}
+    paths = {p for p in paths if p.is_relative_to(package) and p.is_file()}
+    if package / "pretrained.py" in paths:
+        paths |= {p for p in (package / "weights").glob("*") if p.is_file()}
+    return {p.relative_to(ROOT).as_posix(): sync.file_sha256(p) for p in sorted(paths)}
+
+
+def stale(name: str) -> str | None:
+    """Why notebooks/NAME.ipynb's outputs are stale (code, mode or a package file changed, or no record), or None."""
+    import nbformat
+
+    ipynb = NOTEBOOKS / f"{name}.ipynb"
+    if not ipynb.exists():
+        return "no .ipynb"
+    nb = nbformat.read(ipynb, as_version=4)
+    if sync.code_hash(nb) != sync.code_hash(sync.notebook_from_py((NOTEBOOKS / f"{name}.py").read_text())):
+        return "its .ipynb is out of step with its .py (run python tools/sync_notebooks.py)"
+    reason = sync.stale_reason(nb)
+    if reason is None and sync.executed_info(nb).get("mode") != MODES.get(name, "full"):
+        reason = f"ran in {sync.executed_info(nb).get('mode')} mode, its mode is {MODES.get(name, 'full')}"
+    return reason
+
+
+def drop_real_data_outputs(nb) -> None:
+    """Empty the outputs of the code cells tagged REAL_DATA_TAG (the run read a stand-in, not the real data)."""
+    for cell in sync.code_cells(nb):
+        if REAL_DATA_TAG in cell.metadata.get("tags", []):
+            cell.outputs = []
+
+
 def execute(py: Path, out: Path, mode: str, timeout: int | None = None, cwd: Path | None = None) -> list[str]:
     """Run the notebook generated from ``py`` in ``mode`` and write it, with outputs and record, to ``out``."""
     import jupytext
+    import nbformat
     from nbclient import NotebookClient
 
     nb = sync.notebook_from_py(py.read_text())
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     env = {"NANODDPM_SMOKE": "1" if mode == "smoke" else "", "WANDB_MODE": "disabled",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     data_dir = tempfile.TemporaryDirectory()
@@ -216,6 +267,7 @@ def execute(py: Path, out: Path, mode: str, timeout: int | None = None, cwd: Pat
                                     store_widget_state=True,
                                     resources={"metadata": {"path": str(cwd or py.parent)}})
             client.execute()
+            probe = nb.cells.pop()
             widgets_to_pictures(nb, client.widget_state, client.widget_buffers)
         finally:
             for k, v in saved.items():
@@ -228,8 +280,12 @@ def execute(py: Path, out: Path, mode: str, timeout: int | None = None, cwd: Pat
     fresh = sync.notebook_from_py(py.read_text())  # exactly what sync_notebooks.py generates, plus the outputs
     for new, ran in zip(sync.code_cells(fresh), sync.code_cells(nb)):
         new.outputs, new.execution_count = ran.outputs, ran.execution_count
+    if stand_in:
+        drop_real_data_outputs(fresh)
+    loaded = json.loads("".join(o.get("text", "") for o in probe.outputs if o.get("name") == "stdout"))
     fresh.metadata[sync.EXECUTED_KEY] = {"code_sha256": sync.code_hash(fresh), "mode": mode,
-                                         **({"stand_in": list(stand_in)[0]} if stand_in else {})}
+                                         **({"stand_in": list(stand_in)[0]} if stand_in else {}),
+                                         "package_sha256": package_record(loaded)}
     out.write_text(jupytext.writes(fresh, fmt="ipynb"))
     return notices
 
@@ -239,9 +295,11 @@ def main(argv=None) -> int:
     parser.add_argument("names", nargs="*", help="notebook names (e.g. 01_forward_process); default: all")
     parser.add_argument("--out", type=Path, help="write the executed notebooks here instead of notebooks/")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
+    parser.add_argument("--stale", action="store_true", help="run only the stale notebooks (of NAMES, if given)")
+    parser.add_argument("--list-stale", action="store_true", help="name the stale notebooks and why; run nothing")
     args = parser.parse_args(argv)
 
-    if sync.main(["--check"]) != 0:
+    if not args.list_stale and sync.main(["--check"]) != 0:
         print("the notebooks are out of step with their .py files: run python tools/sync_notebooks.py first")
         return 2
     pys = sorted(NOTEBOOKS.glob("*.py"))
@@ -250,6 +308,14 @@ def main(argv=None) -> int:
         print(f"no such notebook: {', '.join(sorted(unknown))}; choose from: {', '.join(p.stem for p in pys)}")
         return 2
     pys = [p for p in pys if not args.names or p.stem in args.names]
+    if args.stale or args.list_stale:
+        reasons = {p.stem: stale(p.stem) for p in pys}
+        pys = [p for p in pys if reasons[p.stem]]
+        for p in pys:
+            print(f"stale: {p.stem} ({reasons[p.stem]})")
+        if args.list_stale or not pys:
+            print(f"{len(pys)} stale notebook(s)" + (": run python tools/execute_notebooks.py --stale" if pys else ""))
+            return 1 if args.list_stale and pys else 0
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
 

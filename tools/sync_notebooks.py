@@ -2,6 +2,7 @@
 
     python tools/sync_notebooks.py           # rewrite the .py files' badges and setup cells, regenerate the .ipynb
     python tools/sync_notebooks.py --check   # change nothing; exit 1 and name the files that are out of date
+    python tools/sync_notebooks.py 09_guidance   # only these notebooks (and README.md)
 
 The notebooks are written as jupytext percent-format files, ``notebooks/NN_name.py`` (appendices ``AN_name.py``);
 each ``.ipynb`` is generated from its .py. Outputs written by ``make executed``
@@ -122,6 +123,27 @@ def executed_info(nb):
     return nb.metadata.get(EXECUTED_KEY)
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stale_reason(nb) -> str | None:
+    """Why a notebook's outputs no longer show what its code would print now, or None when they are current.
+
+    The record written at execution holds the hash of the code cells and, under "package_sha256", the hash of
+    every package file the kernel loaded (nanoddpm_utils modules, the shipped weights when it loaded them)."""
+    info = executed_info(nb)
+    if info is None:
+        return "not executed"
+    if info.get("code_sha256") != code_hash(nb):
+        return "its code changed"
+    if "package_sha256" not in info:
+        return "executed before package files were recorded"
+    changed = [rel for rel, digest in sorted(info["package_sha256"].items())
+               if not (ROOT / rel).is_file() or file_sha256(ROOT / rel) != digest]
+    return f"changed since it ran: {', '.join(changed)}" if changed else None
+
+
 def carry_outputs(new_nb, old_nb) -> bool:
     """Copy old_nb's outputs and execution record onto new_nb when its code cells hash to the recorded value.
 
@@ -153,10 +175,13 @@ def ipynb_text(py_text: str, ipynb: Path) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="report out-of-date files, change nothing")
+    parser.add_argument("names", nargs="*", help="only these notebooks (e.g. 01_forward_process); default: all")
     args = parser.parse_args(argv)
 
     targets = []  # (path, what it should contain)
     for py in sorted(NOTEBOOKS.glob("*.py")):
+        if args.names and py.stem not in args.names:
+            continue
         new_text = rewrite_py(py.read_text(), py.stem)
         ipynb = py.with_suffix(".ipynb")
         targets += [(py, new_text), (ipynb, ipynb_text(new_text, ipynb))]

@@ -11,7 +11,7 @@
 # %% [markdown]
 # # 08 — Draw me a 7: class-conditional diffusion and classifier-free guidance
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/08_guidance.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/09_guidance.ipynb)
 #
 # Our DDPM draws *some* digit. How do we tell it *which* one? We give the network the label as a third input,
 # $\epsilon_\theta(x_t, t, c)$, and we train the same network, now and then, without the label, so that it also knows
