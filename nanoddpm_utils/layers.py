@@ -1,9 +1,10 @@
 """The few channels-last layers the UNet needs, in Equinox's style.
 
 Equinox's Conv2d and GroupNorm are channels-first ``(C, H, W)``. We keep images
-channels-last ``(H, W, C)``: on XLA:CPU a channels-first convolution inside a
-``lax.scan``/``fori_loop`` body runs ~10x slower than outside it (jax-ml/jax#12868),
-and channels-last is the TPU's native layout. Each layer acts on ONE example.
+channels-last ``(H, W, C)`` for one reason: on XLA:CPU a channels-first convolution
+inside a ``lax.scan``/``fori_loop`` body runs ~10x slower than the same convolution
+outside it (jax-ml/jax#12868), while a channels-last one runs as fast in the loop as
+outside (DESIGN.md, Conventions). Each layer acts on ONE example.
 
 Initialisation follows the official code: variance scaling (fan_avg, uniform),
 zero biases, and ``init_scale=0`` for the layers that close a residual branch so
