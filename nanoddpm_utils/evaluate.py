@@ -7,11 +7,15 @@ A small classifier trained on real digits (scikit-learn ships both) judges sampl
   64-d feature space instead of Inception's);
 - KID, the kernel distance (Binkowski et al. 2018): an unbiased estimate of the squared maximum mean discrepancy with
   a cubic polynomial kernel, in the same features. Unlike the Frechet distance its expected value does not depend
-  on the set's size, and it is 0 on average when the samples come from the real distribution.
+  on the set's size, and it is 0 on average when the samples come from the real distribution;
+- precision and recall (Kynkaanniemi et al. 2019), in the same features: fidelity (do samples land where real digits
+  are?) and diversity (do samples reach everywhere real digits are?) read apart, where the two figures above mix them.
 A second judge shares nothing with the first (``PixelJudge``): a kernel classifier (an RBF support vector machine)
 on the raw pixels, and the principal components of real digits as the feature space for Frechet and KID.
 Each figure is reported next to real digits the judge never saw (the floor) and uniform noise (the ceiling), all
 compared like for like: the same judges, sets of the same size, real digits drawn at random as samples are.
+
+``nearest_neighbours`` and ``copy_distances`` ask another question: is the model copying its training digits?
 
 The likelihood side, bits/dim (the paper's Table 1), lives in ``bpd.py``; ``bits_per_dim`` is re-exported here.
 """
@@ -23,6 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import linalg
+from scipy.spatial.distance import cdist
 
 from .bpd import bits_per_dim  # noqa: F401  (re-exported: evaluate.bits_per_dim)
 
@@ -78,6 +83,79 @@ def kid_with_error(feats: np.ndarray, reference: np.ndarray, num_subsets: int = 
     return full, float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
+# --------------------------------------------------------------------------- precision and recall
+def _as_features(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d array (points, features), got shape {x.shape}")
+    return x
+
+
+def knn_radii(feats: np.ndarray, k: int = 3) -> np.ndarray:
+    """Each point's distance to its k-th nearest neighbour in the same set, the point itself left out."""
+    d = cdist(feats, feats)  # (n, n) Euclidean distances
+    np.fill_diagonal(d, np.inf)  # a point is not its own neighbour
+    return np.partition(d, k - 1, axis=1)[:, k - 1]
+
+
+def _share_inside(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> float:
+    """The share of ``points`` inside at least one ball (centre, radius): the union of balls is the manifold."""
+    return float(np.mean((cdist(points, centres) <= radii[None, :]).any(axis=1)))
+
+
+def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019, arXiv:1904.06991).
+
+    The real manifold is the union of balls, one around each real feature vector, of radius its distance to its
+    k-th nearest real neighbour; the fake manifold likewise from the fake ones.
+    precision = the share of fake points inside the real manifold (fidelity);
+    recall = the share of real points inside the fake manifold (diversity).
+    """
+    real, fake = _as_features(real_feats, "real_feats"), _as_features(fake_feats, "fake_feats")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"real and fake features differ in size: {real.shape[1]} against {fake.shape[1]}")
+    if not (isinstance(k, (int, np.integer)) and k >= 1):
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"k = {k} needs at least {k + 1} points in each set, got {len(real)} real, {len(fake)} fake")
+    precision = _share_inside(fake, real, knn_radii(real, k))
+    recall = _share_inside(real, fake, knn_radii(fake, k))
+    return precision, recall
+
+
+# --------------------------------------------------------------------------- is the model copying?
+def nearest_neighbours(query_feats: np.ndarray, reference_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices): for each query point, its Euclidean distance to the nearest reference point and which."""
+    query, reference = _as_features(query_feats, "query_feats"), _as_features(reference_feats, "reference_feats")
+    if query.shape[1] != reference.shape[1] or len(reference) == 0:
+        raise ValueError(f"need a non-empty reference with the query's {query.shape[1]} features, "
+                         f"got shape {reference.shape}")
+    d = cdist(query, reference)
+    idx = d.argmin(axis=1)
+    return d[np.arange(len(query)), idx], idx
+
+
+def _pixels(images_uint8: np.ndarray) -> np.ndarray:
+    x = np.asarray(images_uint8)
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise ValueError(f"expected uint8 images (N, H, W, C), got {x.dtype} {x.shape}")
+    return x.reshape(len(x), -1).astype(np.float64) / 255.0
+
+
+def copy_distances(samples_uint8: np.ndarray, train_uint8: np.ndarray, held_out_uint8: np.ndarray) -> dict:
+    """Is the model copying its training digits? In pixel space (values in [0, 1]):
+    each sample's distance to its nearest training digit, and the same for real digits the model never saw.
+
+    A model that copies puts samples much nearer the training digits than new real digits are; one that generalises
+    puts them about as far (or farther). Returns {"samples": distances, "samples_index": indices into train,
+    "held_out": distances, "held_out_index": indices into train}.
+    """
+    train = _pixels(train_uint8)
+    d_s, i_s = nearest_neighbours(_pixels(samples_uint8), train)
+    d_h, i_h = nearest_neighbours(_pixels(held_out_uint8), train)
+    return {"samples": d_s, "samples_index": i_s, "held_out": d_h, "held_out_index": i_h}
+
+
 @dataclass(frozen=True)
 class DigitsJudge:
     """A fixed MLP trained on 80% of the real digits: its probabilities, its hidden features, and the 20% it never saw."""
@@ -102,7 +180,8 @@ class DigitsJudge:
 
     def score(self, images_uint8: np.ndarray, size: int | None = None) -> dict:
         """Confidence and coverage of all the images; the Frechet distance to the reference as the mean over
-        consecutive sets of ``size`` images (default: all in one set), since it depends on the set's size."""
+        consecutive sets of ``size`` images (default: all in one set), since it depends on the set's size; so are
+        precision and recall, each set against as many reference digits (the same ones for every call)."""
         n = len(images_uint8)
         if n < 2:
             raise ValueError(f"a Frechet distance needs at least 2 images, got {n}; draw more samples")
@@ -115,14 +194,19 @@ class DigitsJudge:
         nz = share[share > 0]
         feats = self.features(images_uint8)
         kid_value, kid_se = kid_with_error(feats, self.reference_features)
+        sets = [feats[i:i + size] for i in range(0, n - size + 1, size)]
+        reference = self.reference_features[np.random.default_rng(0).permutation(len(self.reference_features))[:size]]
+        k = 3  # precision and recall need more than k images in a set: nan below that, as KID's error is
+        pr = np.mean([precision_recall(reference, f, k) for f in sets], axis=0) if size > k else (np.nan, np.nan)
         return {
             "confidence": float(p.max(1).mean()),
             "coverage_entropy": float(-(nz * np.log(nz)).sum()),
             "classes_present": int((counts > 0).sum()),
             "min_class_share": float(share.min()),
             "max_class_share": float(share.max()),
-            "frechet": float(np.mean([frechet_distance(feats[i:i + size], self.reference_features)
-                                      for i in range(0, n - size + 1, size)])),
+            "frechet": float(np.mean([frechet_distance(f, self.reference_features) for f in sets])),
+            "precision": float(pr[0]),
+            "recall": float(pr[1]),
             "kid": kid_value,
             "kid_se": kid_se,
         }
@@ -211,6 +295,7 @@ def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, 
 
     Like for like: every row is scored by the same judges, with the Frechet distance computed on sets of the same
     size, m = min(number of samples, a judge's held-out digits), the real row on m held-out digits drawn at random.
+    Precision and recall put each row's m images against m of the judge's own real digits (the same m for every row).
     The MLP judges' figures are the mean over them (KID's standard error too: the judges share the samples, so
     their errors do not average out); the pixel judge's figures are prefixed ``pixel_``.
     """
@@ -233,7 +318,8 @@ def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, 
 
 
 TABLE_COLUMNS = ("confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet", "kid",
-                 "pixel_confidence", "pixel_frechet", "pixel_kid")
+                 "precision", "recall", "pixel_confidence", "pixel_frechet", "pixel_kid", "pixel_precision",
+                 "pixel_recall")
 
 
 def format_table(table: dict[str, dict]) -> str:

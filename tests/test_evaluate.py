@@ -1,13 +1,15 @@
 """The digits judges: the Frechet distance against closed forms, KID against a direct double loop and known cases,
-the second (pixel) judge's independence from the first, the "as good" verdict, and the like-for-like floor."""
+precision and recall and the copy check on point sets worked out by hand, the second (pixel) judge's independence
+from the first, the "as good" verdict, and the like-for-like floor."""
 
 import numpy as np
 import pytest
 
 from nanoddpm_utils.data import load_digits
 from nanoddpm_utils import evaluate
-from nanoddpm_utils.evaluate import (as_good, digits_judges, digits_quality_table, frechet_distance, kid,
-                                     kid_with_error, pixel_judge)
+from nanoddpm_utils.evaluate import (as_good, copy_distances, digits_judges, digits_quality_table, frechet_distance,
+                                     kid, kid_with_error, knn_radii, nearest_neighbours, pixel_judge,
+                                     precision_recall)
 
 
 def with_moments(rng, n, mean, cov):
@@ -137,6 +139,90 @@ def test_kid_standard_error_matches_the_spread_across_fresh_sets():
     assert np.isnan(kid_with_error(rng.normal(size=(3, 5)), reference)[1])  # one subset: no error to give
 
 
+# --------------------------------------------------------------------------- precision and recall
+REAL = np.array([[0.0], [1.0], [3.0], [6.0], [10.0]])  # points on a line, worked out by hand below
+
+
+def test_knn_radii_leave_the_point_itself_out():
+    # distances from 0: 1, 3, 6, 10; from 1: 1, 2, 5, 9; from 3: 3, 2, 3, 7; from 6: 6, 5, 3, 4; from 10: 10, 9, 7, 4
+    np.testing.assert_array_equal(knn_radii(REAL, k=1), [1, 1, 2, 3, 4])
+    np.testing.assert_array_equal(knn_radii(REAL, k=2), [3, 2, 3, 4, 7])
+
+
+def test_precision_counts_fakes_inside_the_balls_of_the_real_points():
+    fake = np.array([[-0.5], [2.25], [8.5], [14.5], [20.0]])
+    # k = 1, radii 1 1 2 3 4: -0.5 (ball of 0), 2.25 (of 3), 8.5 (of 6) are in; 14.5 (4.5 from 10) and 20 are out
+    assert precision_recall(REAL, fake, k=1)[0] == 3 / 5
+    # k = 2, radii 3 2 3 4 7: 14.5 is now inside the ball of 10 (radius 7); 20 is still out
+    assert precision_recall(REAL, fake, k=2)[0] == 4 / 5
+
+
+def test_recall_counts_real_points_inside_the_balls_of_the_fakes():
+    fake = np.array([[0.25], [0.5], [1.25], [1.5]])
+    # k = 1, fake radii 0.25 each. Real 0 is 0.25 from the fake 0.25 (on the boundary: inside), 1 is 0.25 from 1.25
+    # (inside), 3 is 1.5 from 1.5 (out), 6 and 10 are out: recall 2/5. Every fake lies in the ball of 0 or of 1
+    # (radius 1): precision 1
+    assert precision_recall(REAL, fake, k=1) == (1.0, 2 / 5)
+    # the roles are not symmetric: swapping the two sets swaps the two figures
+    assert precision_recall(fake, REAL, k=1) == (2 / 5, 1.0)
+    # k = 2, the second-nearest fake: from 0.25, 1.0 (1.25); from 0.5, 0.75 (1.25); from 1.25, 0.75 (0.5); from 1.5,
+    # 1.0 (0.5). Real 3 is still 1.5 from 1.5: out
+    np.testing.assert_array_equal(knn_radii(fake, k=2), [1.0, 0.75, 0.75, 1.0])
+    assert precision_recall(REAL, fake, k=2) == (1.0, 2 / 5)
+    # a lone fake far out has a big ball (its nearest fake neighbour is far): it alone covers 3, 6 and 10
+    assert precision_recall(REAL, np.concatenate([fake, [[9.0]]]), k=1) == (1.0, 1.0)
+
+
+def test_identical_sets_far_sets_and_a_collapsed_set():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 4))
+    assert precision_recall(real, real.copy()) == (1.0, 1.0)  # every point is the centre of its own ball
+    assert precision_recall(real, real + 100.0) == (0.0, 0.0)  # far away: nothing inside either manifold
+    # a 10 x 10 grid with spacing 1, and 20 fakes within 0.01 of its corner (0, 0): the corner's ball (k = 3: its
+    # neighbours at 1, 1 and sqrt(2)) holds every fake, so precision is 1; the fakes' balls are tiny and hold only
+    # the corner itself: recall is 1 point in 100
+    grid = np.stack(np.meshgrid(np.arange(10.0), np.arange(10.0)), -1).reshape(-1, 2)
+    collapsed = rng.uniform(-0.005, 0.005, size=(20, 2))
+    assert precision_recall(grid, collapsed) == (1.0, 0.01)
+
+
+def test_precision_recall_refuses_bad_input():
+    with pytest.raises(ValueError, match="at least 4 points in each set, got 5 real, 3 fake"):
+        precision_recall(REAL, REAL[:3], k=3)
+    with pytest.raises(ValueError, match="differ in size: 1 against 2"):
+        precision_recall(REAL, np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="2-d array"):
+        precision_recall(REAL[:, 0], REAL)
+    with pytest.raises(ValueError, match="positive integer"):
+        precision_recall(REAL, REAL, k=0)
+
+
+# --------------------------------------------------------------------------- the copy check
+def test_nearest_neighbours_by_hand():
+    query = np.array([[0.0, 0.0], [5.0, 5.0], [9.0, 12.0]])
+    reference = np.array([[1.0, 0.0], [4.0, 4.0], [9.0, 9.0]])
+    distances, indices = nearest_neighbours(query, reference)
+    np.testing.assert_allclose(distances, [1.0, np.sqrt(2.0), 3.0])
+    np.testing.assert_array_equal(indices, [0, 1, 2])
+
+
+def test_the_copy_check_finds_a_planted_copy():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, size=(50, 8, 8, 1), dtype=np.uint8)
+    held_out = rng.integers(0, 256, size=(20, 8, 8, 1), dtype=np.uint8)
+    samples = rng.integers(0, 256, size=(30, 8, 8, 1), dtype=np.uint8)
+    samples[7] = train[23]  # one sample is a training image, pixel for pixel
+    samples[11] = np.clip(train[4].astype(int) + 2, 0, 255)  # another is a training image, slightly brightened
+    out = copy_distances(samples, train, held_out)
+    assert out["samples"][7] == 0.0 and out["samples_index"][7] == 23
+    assert out["samples_index"][11] == 4 and 0 < out["samples"][11] <= np.sqrt(64) * 2 / 255
+    # the two copies are the two samples nearest the training set, nearer than any held-out image is
+    assert set(np.argsort(out["samples"])[:2]) == {7, 11} and out["samples"][11] < out["held_out"].min()
+    assert out["held_out"].shape == (20,) and out["held_out_index"].shape == (20,)
+    with pytest.raises(ValueError, match="uint8"):
+        copy_distances(samples.astype(np.float32), train, held_out)
+
+
 # --------------------------------------------------------------------------- the second judge
 def test_the_pixel_judge_shares_nothing_with_the_mlp_judges(monkeypatch):
     import sklearn.neural_network
@@ -187,6 +273,9 @@ def test_the_table_scores_every_row_with_both_judges():
         assert abs(floor[judge_kid]) < 3 * floor[judge_kid + "_se"]  # real digits: KID 0 within its error
         assert noise[judge_kid] > 30 * floor[judge_kid + "_se"]  # pixel judge: about 80x; MLP judges: about 10,000x
     assert noise["pixel_frechet"] > 20 * floor["pixel_frechet"] and floor["pixel_confidence"] > 0.9
+    for judge in ("", "pixel_"):  # real digits lie on the real manifold and cover it; noise does neither
+        assert floor[judge + "precision"] > 0.85 and floor[judge + "recall"] > 0.85
+        assert noise[judge + "precision"] < 0.1 and noise[judge + "recall"] < 0.1
     text = evaluate.format_table(table)
     assert "pixel_kid x1e3" in text
     # every row splits into its name and one field per column, whatever the size of a figure (noise's KID is big)
