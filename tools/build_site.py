@@ -70,7 +70,8 @@ def note_cell(nb):
                 "(`make executed`). Open it in Colab to run it.\n```")
     if info.get("mode") == "smoke":
         data = (" Its data is a tiny stand-in (coloured blobs in CIFAR-10's file layout), not CIFAR-10: the machine "
-                "that ran it could not download the dataset." if info.get("stand_in") else "")
+                "that ran it could not download the dataset, so the cells that need the real images show no output."
+                if info.get("stand_in") else "")
         return ("```{note}\nThe outputs on this page come from the notebook's smoke mode (`NANODDPM_SMOKE=1`): "
                 f"tiny sizes and few steps, so that it runs in minutes.{data} Run it yourself for the real thing.\n```")
     return None
