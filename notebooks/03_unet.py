@@ -16,8 +16,9 @@
 # Part 3 of **nanoJaxDDPM** (DDPM, Ho et al. 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)).
 # The reverse process needs a network $\epsilon_\theta(x_t, t)$ that looks at a noisy image and the step $t$
 # ([notebook 02](02_sinusoidal_embedding.ipynb)) and predicts the noise $\epsilon$ in it (the paper's
-# $\epsilon$-parameterisation, section 3.2, eq. 11): an array the same shape as the image.
-# Appendix B of the paper describes the network:
+# $\epsilon$-parameterisation, section 3.2, eq. 11): an array the same shape as the image. (For the 2-D points of
+# [notebook 00](00_diffusion_in_2d.ipynb) a small MLP did this job; an image needs a network that sees neighbourhoods
+# of pixels at several scales.) Appendix B of the paper describes the network:
 #
 # > Our neural network architecture follows the backbone of PixelCNN++, which is a U-Net based on a Wide ResNet.
 # > We replaced weight normalization with group normalization. Our 32 × 32 models use four feature map
@@ -54,6 +55,7 @@ if "google.colab" in sys.modules:
     importlib.invalidate_caches()
 
 # %%
+import dataclasses
 import os
 
 import equinox as eqx
@@ -166,7 +168,6 @@ def randomise(module, seed, scale=0.1):
 
 
 rblock = randomise(block, 6)
-assert block(x, temb).shape == (8, 8, 64)
 np.testing.assert_allclose(resblock_inline(rblock, x, temb), rblock(x, temb), rtol=1e-4, atol=1e-4)
 # t matters: a different time vector changes the output
 assert float(jnp.abs(rblock(x, temb) - rblock(x, 2 * temb)).max()) > 1e-2
@@ -228,11 +229,21 @@ up = Upsample(64, key=jax.random.key(13))
 small = down(x64)
 print(x64.shape, "-> Downsample ->", small.shape, "-> Upsample ->", up(small).shape)
 
+# %% [markdown]
+# Both written with a plain stride-1 "SAME" convolution, whose output pixel $(i, j)$ sees the input pixels $i-1..i+1$,
+# $j-1..j+1$. For stride 2, TensorFlow's "SAME" pads only after the image, so output pixel $i$ sees input pixels
+# $2i..2i+2$: the stride-1 output at the **odd** positions $2i+1$ (PyTorch's padding would keep the even ones).
+
 # %%
-assert small.shape == (4, 4, 64) and up(small).shape == (8, 8, 64)
-nearest = jax.image.resize(small, (8, 8, 64), method="nearest")
-np.testing.assert_array_equal(jnp.repeat(jnp.repeat(small, 2, axis=0), 2, axis=1), nearest)
-np.testing.assert_allclose(up(small), up.conv(nearest), rtol=1e-5, atol=1e-5)
+def conv_inline(conv, x):
+    """A 3x3 convolution with stride 1 and "SAME" padding, with the weights (HWIO) and bias of `conv`."""
+    dims = ("NHWC", "HWIO", "NHWC")
+    return jax.lax.conv_general_dilated(x[None], conv.weight, (1, 1), "SAME", dimension_numbers=dims)[0] + conv.bias
+
+
+np.testing.assert_allclose(down(x64), conv_inline(down.conv, x64)[1::2, 1::2], rtol=1e-4, atol=1e-4)
+np.testing.assert_allclose(up(small), conv_inline(up.conv, jnp.repeat(jnp.repeat(small, 2, axis=0), 2, axis=1)),
+                           rtol=1e-4, atol=1e-4)
 
 # %% [markdown]
 # ## 6. Skip connections: the whole UNet
@@ -310,15 +321,11 @@ print_table(rows)
 
 # %%
 np.testing.assert_allclose(out, rmodel(x, jnp.array(10)), rtol=1e-4, atol=1e-4)  # the inline pass is the model's
-assert out.shape == x.shape  # the noise prediction has the image's shape
 assert sum(n for *_, n in rows) == count_params(model) == 701_345  # every parameter is in the table
 # The drawing of section 1 has the traced network's ResBlocks, in order, with their widths and resolutions.
 drawn = [(b.resolution, b.out_ch) for b in viz.unet_layout(digits_config) if b.name == "ResBlock"]
 traced = [(shape[0], shape[-1]) for name, shape, _ in rows if "ResBlock" in name and not name.startswith("mid")]
 assert drawn == traced, (drawn, traced)
-# Batches go through jax.vmap: the model itself only ever sees one image.
-batch_out = eqx.filter_jit(lambda m, xs, ts: jax.vmap(m)(xs, ts))(model, jnp.zeros((5, 8, 8, 1)), jnp.arange(5))
-assert batch_out.shape == (5, 8, 8, 1)
 
 # %% [markdown]
 # ## 7. The paper's CIFAR-10 model, without allocating it
@@ -330,22 +337,25 @@ assert batch_out.shape == (5, 8, 8, 1)
 # or computed, so this is instant even on a laptop.
 
 # %%
-paper = eqx.filter_eval_shape(make_model, "paper_cifar10", key=jax.random.key(0))
-print(type(paper.conv_in.weight), paper.conv_in.weight.shape)
+def trace(config):
+    """The rows (block, output shape, parameters) of a model built and run on shapes only: nothing is allocated."""
+    abstract = eqx.filter_eval_shape(make_model, config, key=jax.random.key(0))
+    params, static = eqx.partition(abstract, lambda leaf: isinstance(leaf, jax.ShapeDtypeStruct))
+    rows, c = [], config.model if hasattr(config, "model") else config
+    jax.eval_shape(lambda p, x: unet_forward(eqx.combine(p, static), x, jnp.array(0),
+                                             lambda name, module, h: rows.append((name, h.shape, count_params(module)))),
+                   params, jax.ShapeDtypeStruct((c.image_size, c.image_size, c.in_channels), jnp.float32))
+    return abstract, rows
 
-paper_rows = []
-params, static = eqx.partition(paper, lambda leaf: isinstance(leaf, jax.ShapeDtypeStruct))
-jax.eval_shape(
-    lambda p, x: unet_forward(eqx.combine(p, static), x, jnp.array(0),
-                              lambda name, module, h: paper_rows.append((name, h.shape, count_params(module)))),
-    params, jax.ShapeDtypeStruct((32, 32, 3), jnp.float32))
+
+paper, paper_rows = trace(get_preset("paper_cifar10"))
+print(type(paper.conv_in.weight), paper.conv_in.weight.shape)
 print_table(paper_rows)
 
 # %%
 n_paper = count_params(paper)
 assert abs(n_paper - 35.7e6) / 35.7e6 < 0.005, n_paper  # within 0.5% of the paper's 35.7M
 assert sum(n for *_, n in paper_rows) == n_paper == 35_746_307
-assert paper_rows[-1][1] == (32, 32, 3)
 assert [shape[0] for name, shape, _ in paper_rows if "Attn" in name] == [16, 16, 4, 16, 16, 16]  # 16x16 + the middle
 
 # %% [markdown]
@@ -365,7 +375,6 @@ plt.title("paper_cifar10: parameters of the blocks whose output has this resolut
 plt.show()
 
 # %%
-assert sum(by_res.values()) == n_paper - count_params(paper.temb)
 assert by_res[32] < by_res[16] and by_res[32] < by_res[4]
 
 # %% [markdown]
@@ -386,9 +395,7 @@ for name, cfg in PRESETS.items():
           f"{str(m.attn_resolutions):>8} {m.dropout:>7} {counts[name]:>12,}")
 
 # %%
-assert counts["paper_cifar10"] == n_paper and counts["digits"] == count_params(model)
 assert counts["paper_cifar10"] > counts["nano_cifar10"] > counts["digits"] > counts["smoke"]
-assert get_preset("paper_cifar10").model.attn_resolutions == (16,) and get_preset("paper_cifar10").model.dropout == 0.1
 
 # %% [markdown]
 # ## Summary
@@ -408,20 +415,45 @@ assert get_preset("paper_cifar10").model.attn_resolutions == (16,) and get_prese
 #    it (`count_params(eqx.filter_eval_shape(make_model, config, key=...))`). Which level holds most of them?
 # 2. **The identity at initialisation.** A fresh ResBlock with equal input and output widths is the identity
 #    (section 3), because `conv2` starts at zero. Is a fresh *UNet* the identity too? Predict what
-#    `model(x, t)` returns for the freshly built `digits` model, then check it below.
+#    `model(x, t)` returns for the freshly built `digits` model: `"x"`, `"zeros"` or `"noise"`.
 # 3. **A UNet without skips.** Replace the `jnp.concatenate([h, skip])` in `unet_forward` by `h` alone: which
 #    weights no longer fit, and what information could the output side no longer see?
 
 # %%
-fresh_output = None  # exercise 2: replace with your prediction, e.g. "x", "zeros" or "noise"
+fresh_output = None  # exercise 2: your prediction, "x", "zeros" or "noise"
+
+# %% [markdown]
+# ## Solutions
+#
+# 1. The cell below draws it and counts 1,112,801 parameters (the two-level `digits` model has 701,345): the new
+#    2×2 level (with the middle blocks) and the 4×4 level, both 64 channels wide, hold most of them, as the $9C^2$
+#    rule predicts.
+# 2. `"zeros"`: `conv_out` starts at (almost exactly) zero, its weights scaled by $10^{-10}$ as in the official
+#    code, so a fresh UNet predicts $\epsilon \approx 0$ for every input: the mean of the noise, the best guess
+#    before any training. Not the identity.
+# 3. Every up ResBlock's first convolution (and its 1×1 skip) expects the width of `h` plus the skip's channels, so
+#    its weights no longer fit (a shape error). Without the skips the output side would see only what passed
+#    through the lowest resolution: the fine, pixel-level detail of $x_t$, which the noise estimate needs, is gone.
+#
+# The cell below runs solution 1 and checks your answer to 2 (or this one, if you left `None`).
 
 # %%
-if fresh_output is not None:
-    actual = model(x, jnp.array(10))
-    expected = {"x": x, "zeros": jnp.zeros_like(x)}.get(fresh_output)
-    assert expected is not None and np.allclose(actual, expected, atol=1e-6), \
-        "not quite: look at how conv_out is initialised"
-    print("correct")
+three_levels = dataclasses.replace(digits_config, ch_mult=(1, 2, 2), attn_resolutions=(2,))
+viz.draw_unet(three_levels)
+plt.show()
+three, three_rows = trace(three_levels)
+by_level = {}
+for name, shape, n in three_rows:
+    if len(shape) == 3:
+        by_level[f"{shape[0]}x{shape[0]}"] = by_level.get(f"{shape[0]}x{shape[0]}", 0) + n
+print(f"{count_params(three):,} parameters; by the resolution of a block's output: {by_level}")
+assert count_params(three) == 1_112_801
+
+fresh_output = fresh_output or "zeros"
+expected = {"x": x, "zeros": jnp.zeros_like(x)}.get(fresh_output)
+assert expected is not None and np.allclose(model(x, jnp.array(10)), expected, atol=1e-3), \
+    "not quite: look at how conv_out is initialised"
+print(f"exercise 2: {fresh_output!r} is right")
 
 # %% [markdown]
 # ## Go further

@@ -20,12 +20,10 @@
 # **What you will learn**
 # - the reverse step derived from the posterior (eqs. 6–7) and the $\epsilon$-parameterisation (eqs. 10–11), and
 #   the two choices of its variance, $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$ (section 3.2);
-# - Algorithm 2 written inline, one step and the whole loop, checked to draw *exactly* the package's samples
-#   (`sample.p_sample`, `sample.p_sample_loop`) from the same keys;
-# - a test with a known answer: on Gaussian data the best possible denoiser is known in closed form, and so is
-#   every marginal of the reverse chain; the sampler must hit them, midway and at the end;
-# - the chain as an animation: coarse shape first, details last;
-# - $\sigma_t^2 = \beta_t$ versus $\tilde\beta_t$, and clipping the predicted $x_0$, on the trained digits model.
+# - Algorithm 2 inline, checked to draw *exactly* the package's samples (`sample.p_sample`, `sample.p_sample_loop`);
+# - a test with a known answer: on Gaussian data the best denoiser and every marginal of the reverse chain are known
+#   in closed form, and the sampler must hit them;
+# - the chain as an animation, coarse shape first, details last; and clipping the predicted $x_0$.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -50,12 +48,14 @@ if "google.colab" in sys.modules:
 
 # %%
 import os
+import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy.optimize import brentq
 
 from nanoddpm_utils import pretrained, sample, train, viz
 from nanoddpm_utils.config import get_preset
@@ -71,11 +71,10 @@ print(f"jax {jax.__version__} on {BACKEND} ({jax.devices()[0].device_kind}); smo
 # %% [markdown]
 # ## 0. A trained model
 #
-# We sample from the `digits` model that ships with the package: the EMA weights of notebook 04's preset,
-# trained with this course's code. `pretrained.load` returns its config and the network. To train your own
-# instead (notebook 04's run, some minutes on a CPU), set `TRAIN_FROM_SCRATCH = True`. We sample in inference
-# mode (dropout off). In smoke mode (the test suite) a few steps of the tiny `smoke` preset ($T = 50$) stand in:
-# every cell runs, but its samples are noise, so the checks that need a good model are skipped.
+# We sample from the `digits` model that ships with the package: the EMA weights of notebook 04's preset, trained
+# with this course's code (`TRAIN_FROM_SCRATCH = True` trains your own instead, as notebook 04 does), in inference mode
+# (dropout off). In smoke mode (the test suite) a few steps of the tiny `smoke` preset ($T = 50$) stand in: every cell
+# runs, but its samples are noise, so the checks that need a good model are skipped.
 
 # %%
 TRAIN_FROM_SCRATCH = False  # True: train the digits preset here instead of loading the shipped weights
@@ -84,8 +83,9 @@ if SMOKE:
     config = get_preset("smoke")
     model = train.fit(config, load_digits("train"), progress=False)[0].ema
 elif TRAIN_FROM_SCRATCH:
-    config = get_preset("digits")
+    config, started = get_preset("digits"), time.perf_counter()
     model = train.fit(config, load_digits("train"))[0].ema  # the EMA weights, as the paper samples
+    print(f"trained in {time.perf_counter() - started:.0f} s")
 else:
     config, model = pretrained.load("digits")  # EMA weights
 model = eqx.nn.inference_mode(model)
@@ -137,8 +137,6 @@ c1 = np.sqrt(abar_prev) * betas / (1.0 - abar)
 c2 = np.sqrt(alphas) * (1.0 - abar_prev) / (1.0 - abar)
 coef_x = c1 / np.sqrt(abar) + c2  # should be 1 / sqrt(alpha_t)
 coef_eps = c1 * np.sqrt(1.0 - abar) / np.sqrt(abar)  # should be beta_t / (sqrt(alpha_t) sqrt(1 - abar_t))
-print(f"largest deviations: {np.abs(coef_x * np.sqrt(alphas) - 1).max():.1e}, "
-      f"{np.abs(coef_eps - betas / np.sqrt(alphas * (1 - abar))).max():.1e}")
 
 # %%
 np.testing.assert_allclose(coef_x, 1.0 / np.sqrt(alphas), rtol=1e-12)
@@ -174,32 +172,21 @@ def p_sample_inline(model, x_t, t, key, variance="fixedlarge", clip_x0=True):
 
 
 OPTIONS = [("fixedlarge", True), ("fixedlarge", False), ("fixedsmall", True), ("fixedsmall", False)]
-
-
-@eqx.filter_jit
-def one_step_both_ways(model, x_t, t, keys):
-    """For every option: our step and the package's, on a batch that shares one t."""
-    out = {}
-    for variance, clip in OPTIONS:
-        ours = jax.vmap(lambda x, k: p_sample_inline(model, x, t, k, variance, clip))(x_t, keys)
-        pkg = jax.vmap(lambda x, k: sample.p_sample(model, schedule, x, t, k, variance=variance, clip_x0=clip))(x_t, keys)
-        out[variance, clip] = (ours, pkg)
-    return out
-
-
 x0 = to_model_range(load_digits("test")[:8])  # 8 real digits, noised to three levels
-step_checks = {}
+step_checks = {}  # (t, variance, clip) -> (our step, the package's step), from the same x_t and keys
 for t in (T - 1, T // 2, 0):
     x_t = q_sample(schedule, x0, t, jax.random.normal(jax.random.key(t), x0.shape))
-    step_checks[t] = one_step_both_ways(model, x_t, jnp.asarray(t), jax.random.split(jax.random.key(100 + t), 8))
-print("checked t =", list(step_checks), "for", OPTIONS)
+    keys = jax.random.split(jax.random.key(100 + t), 8)
+    for variance, clip in OPTIONS:
+        step_checks[t, variance, clip] = (
+            jax.vmap(lambda x, k: p_sample_inline(model, x, t, k, variance, clip))(x_t, keys),
+            jax.vmap(lambda x, k: sample.p_sample(model, schedule, x, t, k, variance=variance, clip_x0=clip))(x_t, keys))
 
 # %%
-for t, out in step_checks.items():
-    for option, (ours, pkg) in out.items():
-        np.testing.assert_allclose(ours, pkg, rtol=1e-4, atol=1e-5, err_msg=f"t={t} {option}")
+for option, (ours, pkg) in step_checks.items():
+    np.testing.assert_allclose(ours, pkg, rtol=1e-4, atol=1e-5, err_msg=f"t, variance, clip = {option}")
 # At t = 0 nothing random is added: the result is the mean, so both variances give the same x_0.
-np.testing.assert_array_equal(step_checks[0]["fixedlarge", True][0], step_checks[0]["fixedsmall", True][0])
+np.testing.assert_array_equal(step_checks[0, "fixedlarge", True][0], step_checks[0, "fixedsmall", True][0])
 
 # %% [markdown]
 # ## 3. The whole chain
@@ -208,7 +195,9 @@ np.testing.assert_array_equal(step_checks[0]["fixedlarge", True][0], step_checks
 # split the key once into one for $x_T$ and one for the loop, and at step $t$ derive each image's key from
 # `fold_in(loop_key, t)`. The jitted batch step compiles once (`t` is a traced argument); a Python loop calls it
 # $T$ times. On request (`record`) the loop also keeps the images at some steps: `record=(t,)` keeps the output of
-# the step at 0-indexed `t`, which is the paper's $x_t$.
+# the step at 0-indexed `t`, which is the paper's $x_t$. `sample.p_sample_loop` is the same loop written as one
+# `jax.lax.scan` inside `jit`: the $T$ steps run without returning to Python ([appendix A1](A1_jax_speed.ipynb) times
+# both).
 
 # %%
 @eqx.filter_jit
@@ -228,25 +217,17 @@ def p_sample_loop_inline(model, key, shape, variance="fixedlarge", clip_x0=True,
     return (x, kept) if record else x
 
 
-num = 64
-shape = (num, 8, 8, 1)
-key = jax.random.key(0)
-ours = p_sample_loop_inline(model, key, shape)
-pkg = sample.p_sample_loop(model, schedule, key, shape)
-print(f"{num} samples with T = {T}: largest difference to the package's {float(jnp.abs(ours - pkg).max()):.1e}")
-viz.show_images(ours[:16], ncols=16, size=0.8, suptitle="Algorithm 2, inline Python loop")
-viz.show_images(pkg[:16], ncols=16, size=0.8, suptitle="sample.p_sample_loop, same key")
+shape = (64, 8, 8, 1)
+ours = p_sample_loop_inline(model, jax.random.key(0), shape)
+pkg = sample.p_sample_loop(model, schedule, jax.random.key(0), shape)
+print(f"64 samples with T = {T}: largest difference to the package's {float(jnp.abs(ours - pkg).max()):.1e}")
+viz.show_images(jnp.concatenate([ours[:12], pkg[:12]]), ncols=12, size=0.8,
+                suptitle="top: Algorithm 2, inline Python loop; bottom: sample.p_sample_loop, same key")
 plt.show()
 
-# %% [markdown]
-# `sample.p_sample_loop` is the same loop written as one `jax.lax.scan` inside `jit`: the $T$ steps run without
-# returning to Python. Which of the two is faster depends on the device; [appendix A1](A1_jax_speed.ipynb) times them.
-
 # %%
-# Same keys, same samples. (The loop and the scan are compiled separately; on a GPU or TPU their float32 matmuls use
-# reduced-precision passes, and tiny differences can grow a little over T steps.)
+# Same keys, same samples (on a GPU or TPU, reduced-precision float32 matmuls let tiny differences grow over T steps)
 np.testing.assert_allclose(ours, pkg, atol=1e-4 if BACKEND == "cpu" else 2e-2)
-assert float(jnp.abs(pkg).max()) <= 1.0  # with x_0 clipping the last step lands inside [-1, 1]
 
 # %% [markdown]
 # ## 4. A test with a known answer: Gaussian data and the perfect denoiser
@@ -286,10 +267,7 @@ class GaussianDenoiser(eqx.Module):
 
 
 def chain_marginals(mu, s, variance):
-    """Mean and variance of the reverse chain's x_t for t = 0 .. T (index t: the paper's x_t), in float64.
-
-    ``variance``: "fixedlarge" (sigma_t^2 = beta_t), "fixedsmall" (beta-tilde_t), or an array of T sigma_t^2.
-    """
+    """Mean and variance of the chain's x_t, t = 0 .. T, in float64; variance: "fixedlarge", "fixedsmall" or T sigma_t^2."""
     if isinstance(variance, str):
         sigma2 = betas if variance == "fixedlarge" else betas * (1.0 - abar_prev) / (1.0 - abar)
     else:
@@ -318,20 +296,16 @@ for variance in ("fixedlarge", "fixedsmall"):
     gauss[variance] = dict(kept=kept, pkg={T_MID: mid_pkg, 0: final_pkg}, exact=chain_marginals(MU, S_DATA, variance))
 
 n_chains = n_images * 64
-print(f"{n_chains:,} chains; x_t at t = {T_MID} and t = 0 (mean, variance):")
-for variance, g in gauss.items():
-    m, v = g["exact"]
-    for t in (T_MID, 0):
-        x = np.asarray(g["kept"][t], np.float64)
-        print(f"  {variance:10s} t = {t:4d}: sampled ({x.mean():.4f}, {x.var():.5f}), exact ({m[t]:.4f}, {v[t]:.5f})")
-print(f"the data: ({MU}, {S_DATA**2:.5f})")
+print(f"{n_chains:,} chains, (mean, variance) of x_t; the data: ({MU}, {S_DATA**2:.5f})")
+for variance, (m, v), t in [(name, g["exact"], t) for name, g in gauss.items() for t in (T_MID, 0)]:
+    x = np.asarray(gauss[variance]["kept"][t], np.float64)
+    print(f"  {variance:10s} t = {t:4d}: sampled ({x.mean():.4f}, {x.var():.5f}), exact ({m[t]:.4f}, {v[t]:.5f})")
 
 # %% [markdown]
-# The check: at $t = T/2$ and at $t = 0$, for both variances and for both our loop and the package's scan, the sampled
-# mean and variance must match the recursion within **5 standard errors** (for $n$ chains, $\sqrt{v_t/n}$ for the mean and
-# $v_t\sqrt{2/(n-1)}$ for the variance: a relative 1.4% on the variance). A wrong step fails by far more: a missing square
-# root on $\sigma_t$, or in $\beta_t/\sqrt{1-\bar\alpha_t}$, collapses $v_0$ almost to zero, a sign error in the mean makes the
-# chain explode, and even swapping $\beta_t$ for $\tilde\beta_t$ moves $v_0$ by many standard errors (printed below).
+# The check: at $t = T/2$ and $t = 0$, for both variances, our loop and the package's scan, the sampled mean and
+# variance must match the recursion within **5 standard errors** ($\sqrt{v_t/n}$ for the mean of $n$ chains,
+# $v_t\sqrt{2/(n-1)}$ for the variance: 1.4% of it). Even swapping $\beta_t$ for $\tilde\beta_t$ moves $v_0$ by many
+# standard errors (printed below); exercise 1 tries worse mistakes.
 
 # %%
 def check_moments(x, m, v, what):
@@ -352,253 +326,174 @@ print(f"all within 5 standard errors; the two variances' exact v_0 differ by {ab
       f"{abs(v_large - v_small) / (v_small * np.sqrt(2 / (n_chains - 1))):.0f} standard errors")
 
 # %% [markdown]
-# The whole chain, seen three ways: the histogram of the final pixels against the recursion's Gaussian; the standard
-# deviation along the chain against the recursion and against the forward process's marginal $\sqrt{d_t}$; and, for many
-# widths $s$ of the data, how far the chain's final variance is from the data's $s^2$.
+# The whole chain, seen three ways: the final pixels against the recursion's Gaussian; the standard deviation along
+# the chain against the recursion and the forward marginal $\sqrt{d_t}$; the final variance against the data's, for
+# many widths $s$ of the data.
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
-grid = np.linspace(MU - 5 * S_DATA, MU + 5 * S_DATA, 200)
+grid, widths = np.linspace(MU - 5 * S_DATA, MU + 5 * S_DATA, 200), np.geomspace(0.02, 1.5, 30)
 for variance, color in (("fixedlarge", "C0"), ("fixedsmall", "C1")):
-    m, v = gauss[variance]["exact"]
-    x_final = np.asarray(gauss[variance]["kept"][0]).ravel()
-    axes[0].hist(x_final, bins=100, range=(grid[0], grid[-1]), density=True, alpha=0.4, color=color,
-                 label=f"sampled, {variance}")
+    (m, v), kept = gauss[variance]["exact"], gauss[variance]["kept"]
+    axes[0].hist(np.asarray(kept[0]).ravel(), bins=100, range=(grid[0], grid[-1]), density=True, alpha=0.4,
+                 color=color, label=f"sampled, {variance}")
     axes[0].plot(grid, np.exp(-(grid - m[0]) ** 2 / (2 * v[0])) / np.sqrt(2 * np.pi * v[0]), color=color)
-    ts = np.array(sorted(gauss[variance]["kept"]))
-    axes[1].plot(ts, [np.asarray(gauss[variance]["kept"][t]).std() for t in ts], "o", ms=3, color=color,
+    axes[1].plot(sorted(kept), [np.asarray(kept[t]).std() for t in sorted(kept)], "o", ms=3, color=color,
                  label=f"sampled, {variance}")
     axes[1].plot(np.arange(T + 1), np.sqrt(v), color=color, lw=1)
-axes[0].plot(grid, np.exp(-(grid - MU) ** 2 / (2 * S_DATA**2)) / np.sqrt(2 * np.pi) / S_DATA, "k--", lw=1,
-             label="the data")
-axes[0].set(xlabel="pixel value", title="x_0: sampled, and the recursion's Gaussian (lines)")
-axes[0].legend(fontsize=8)
-axes[1].plot(np.arange(1, T + 1), np.sqrt(abar * S_DATA**2 + 1 - abar), "k--", lw=1, label="forward q(x_t)")
-axes[1].set(xlabel="t", ylabel="std of x_t", xscale="log", title="std along the chain (lines: the recursion)")
-axes[1].legend(fontsize=8)
-widths = np.geomspace(0.02, 1.5, 30)
-for variance, color in (("fixedlarge", "C0"), ("fixedsmall", "C1")):
     axes[2].plot(widths, [chain_marginals(MU, w, variance)[1][0] / w**2 for w in widths], color=color, label=variance)
+axes[0].plot(grid, np.exp(-(grid - MU) ** 2 / (2 * S_DATA**2)) / np.sqrt(2 * np.pi) / S_DATA, "k--", label="the data")
+axes[1].plot(np.arange(1, T + 1), np.sqrt(abar * S_DATA**2 + 1 - abar), "k--", lw=1, label="forward q(x_t)")
 axes[2].axhline(1.0, color="k", ls="--", lw=1)
 axes[2].axvline(S_DATA, color="grey", ls=":", lw=1)
-axes[2].set(xlabel="width s of the data", ylabel="var(x_0) / s^2", xscale="log",
-            title="final variance of the chain / the data's")
-axes[2].legend(fontsize=8)
+axes[0].set(xlabel="pixel value", title="x_0: sampled, and the recursion's Gaussian (lines)")
+axes[1].set(xlabel="t", ylabel="std of x_t", xscale="log", title="std along the chain (lines: the recursion)")
+axes[2].set(xlabel="width s of the data", ylabel="var(x_0) / s^2", xscale="log", title="final variance of the chain / the data's")
+for ax in axes:
+    ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # With the perfect $\epsilon$, the chain follows the forward marginals closely but not exactly: a fixed $\sigma_t^2$ is a
 # guess at the true reverse variance, and neither guess reproduces the data's variance for every width $s$ (right panel;
-# $\beta_t$ does at $s = 1$, the paper's "optimal for $x_0 \sim \mathcal{N}(0, I)$"). So the test does not compare with the
-# data, which would need a tolerance for that gap; it compares with the chain's own exact marginals, which leave no slack
-# for a bug.
+# $\beta_t$ does at $s = 1$). So the test compares not with the data, which would need a tolerance for that gap, but
+# with the chain's own exact marginals, which leave no slack for a bug.
 #
 # ## 5. Watching an image appear
 #
-# `p_sample_loop(..., trajectory_steps=...)` also returns the intermediate $x_t$ (`-1` stands for $x_T$, `t` for
-# the output of the step at 0-indexed `t`, i.e. the paper's $x_t$). Next to each $x_t$ we show the network's current
-# guess of the final image, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t))/\sqrt{\bar\alpha_t}$ (clipped):
-# the guess settles long before the noise is gone. Coarse shape first, details last.
+# In [notebook 00](00_diffusion_in_2d.ipynb) you watched this chain carry 2-D points into the data; here each point is
+# an image. `p_sample_loop(..., trajectory_steps=...)` also returns the intermediate $x_t$ (`-1` stands for $x_T$, `t`
+# for the paper's $x_t$). Beside each $x_t$ we show the network's current guess of the final image,
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t))/\sqrt{\bar\alpha_t}$ (clipped). The animation loops from
+# $t = T$ down to 0, its top row $x_t$, its bottom row $\hat x_0$, the frames denser at small $t$ where details appear.
 
 # %%
 n_traj = 8
-every = tuple(range(T)) + (-1,)  # x_0, x_1, ..., x_{T-1}, then x_T
+every = tuple(range(T)) + (-1,)  # x_0, x_1, ..., x_{T-1}, then x_T: traj[s] is the paper's x_s
 final, traj = sample.p_sample_loop(model, schedule, jax.random.key(7), (n_traj, 8, 8, 1), trajectory_steps=every)
-# traj[s] is the paper's x_s: traj[0] = x_0, ..., traj[T] = x_T
 
 
 @eqx.filter_jit
 def predicted_x0(model, x_t, t):
-    """The network's guess of x_0 from x_t (x_t: paper's x_{t}, predicted with the 0-indexed step t - 1)."""
+    """The network's guess of x_0 from the paper's x_t (made by the 0-indexed step t - 1), clipped like the sampler's."""
     s = jnp.maximum(t - 1, 0)
     eps = jax.vmap(lambda x: model(x, s))(x_t)
     return jnp.clip(jax.vmap(lambda x, e: predict_x0_from_eps(schedule, x, s, e))(x_t, eps), -1.0, 1.0)
 
 
-show = sorted({T, int(T * 0.8), int(T * 0.6), int(T * 0.4), int(T * 0.25), int(T * 0.1), int(T * 0.05), 0}, reverse=True)
-fig, axes = plt.subplots(2 * n_traj // 4, len(show), figsize=(1.2 * len(show), 1.25 * 2 * n_traj // 4))
-for col, s in enumerate(show):
-    x0_hat = predicted_x0(model, traj[s], jnp.asarray(s))
-    for row in range(n_traj // 4):
-        axes[2 * row, col].imshow(to_uint8(traj[s][row])[..., 0], cmap="gray", vmin=0, vmax=255)
-        axes[2 * row + 1, col].imshow(to_uint8(x0_hat[row])[..., 0], cmap="gray", vmin=0, vmax=255)
-    axes[0, col].set_title(f"t = {s}", fontsize=9)
-for ax in axes.flat:
-    ax.set(xticks=[], yticks=[])
-for row in range(n_traj // 4):
-    axes[2 * row, 0].set_ylabel("$x_t$")
-    axes[2 * row + 1, 0].set_ylabel(r"$\hat x_0$")
-fig.suptitle("reverse trajectories: the sample x_t and the network's guess of x_0")
-fig.tight_layout()
-plt.show()
-
-# %%
-np.testing.assert_array_equal(traj[0], final)  # the trajectory ends at the returned sample
-np.testing.assert_allclose(traj[T], jax.random.normal(jax.random.split(jax.random.key(7))[0], (n_traj, 8, 8, 1)),
-                           atol=1e-6)  # x_T: the sampler's first draw
-
-# %% [markdown]
-# ### The chain as an animation
-#
-# Press play (or drag the bar): the top row is $x_t$, the bottom row the guess $\hat x_0$, from $t = T$ down to 0. The frames
-# are spaced more densely at small $t$, where the details appear.
-
-# %%
 frame_ts = sorted({int(round(T * f**2)) for f in np.linspace(1.0, 0.0, 40)}, reverse=True)  # denser near t = 0
 frames = np.stack([np.concatenate([np.asarray(traj[t]), np.asarray(predicted_x0(model, traj[t], jnp.asarray(t)))])
                    for t in frame_ts])  # (frames, 2 * n_traj, 8, 8, 1)
 viz.animate_images(frames, [f"t = {t}" for t in frame_ts], ncols=n_traj, size=0.9)
 
 # %% [markdown]
+# The last step makes $x_0$ from $x_1$ with $\tilde\mu_1 = 1\cdot\hat x_0 + 0\cdot x_1$ (at $t = 1$, $c_1 = \beta_1 / (1 - \bar\alpha_1) = 1$
+# and $c_2 = 0$): the final sample *is* the network's clipped guess from $x_1$, with no noise added. The guess function
+# above must reproduce it exactly; a step index off by one or a wrong coefficient in it does not.
+
+# %%
+np.testing.assert_allclose(predicted_x0(model, traj[1], jnp.asarray(1)), final, atol=1e-5)
+
+# %% [markdown]
 # ## 6. $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$? Clip $\hat x_0$ or not?
 #
 # Four samplers, the same trained model, the same keys: only the variance and the clipping differ. The paper found
-# both variances about as good (section 3.2; it reports $\beta_t$ for CIFAR-10), and the official sampler always
-# clips. First, how different are the two variances? Their ratio is
-#
-# $$\frac{\tilde\beta_t}{\beta_t} = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t},$$
-#
-# 0 at $t = 1$ and close to 1 as soon as $1-\bar\alpha_t \gg \beta_t$: they differ only in the first steps of the
-# forward process, the last steps of sampling, where the noise added is tiny anyway.
+# both variances about as good (section 3.2), and the official sampler always clips. The two variances' ratio,
+# $\tilde\beta_t / \beta_t = (1-\bar\alpha_{t-1}) / (1-\bar\alpha_t)$, is 0 at $t = 1$ and close to 1 as soon as
+# $1-\bar\alpha_t \gg \beta_t$: they differ only in the last steps of sampling, where the noise added is tiny anyway.
 
 # %%
 ratio = np.asarray(schedule.posterior_variance, np.float64) / np.asarray(schedule.betas, np.float64)
-plt.figure(figsize=(6, 2.8))
-plt.semilogx(np.arange(1, T + 1), ratio)
-plt.xlabel("t (log scale)")
-plt.ylabel(r"$\tilde\beta_t / \beta_t$")
-plt.title("the two choices of sigma^2 differ only at small t")
-plt.show()
 print("ratio at", {t: round(float(ratio[t - 1]), 3) for t in sorted({1, 2, 10, T // 10, T})})
-
-# %%
 np.testing.assert_allclose(ratio, (1.0 - abar_prev) / (1.0 - abar), rtol=1e-5, atol=1e-7)  # the formula above
-assert ratio[0] == 0.0 and ratio[-1] > 0.9
 
 # %% [markdown]
-# So with the same random numbers the two variances should draw nearly the same images, and clipping should change
-# little beyond keeping pixels inside $[-1, 1]$. Let us see; the judges of notebook 04 score each set.
+# So the two variances should draw nearly the same images from the same random numbers, and clipping should change
+# little beyond keeping pixels inside $[-1, 1]$. The judges of [notebook 07](07_evaluation.ipynb) score
+# each set of 64 samples; the last row scores 64 real digits they never saw, drawn the same way: the floor, what
+# perfect samples would score at this set size.
 
 # %%
-variants = {}
-for variance, clip in OPTIONS:
-    variants[variance, clip] = sample.p_sample_loop(model, schedule, jax.random.key(11), shape,
-                                                    variance=variance, clip_x0=clip)
-quality = {option: digits_quality_table(to_uint8(imgs))["samples"] for option, imgs in variants.items()}
+variants = {(variance, clip): sample.p_sample_loop(model, schedule, jax.random.key(11), shape, variance=variance,
+                                                   clip_x0=clip) for variance, clip in OPTIONS}
+tables = {option: digits_quality_table(to_uint8(imgs)) for option, imgs in variants.items()}
+quality = {option: table["samples"] for option, table in tables.items()}
 print(format_table({f"{v[5:]}, clip {c}": row for (v, c), row in quality.items()}
-                   | {"real (held out)": digits_quality_table(to_uint8(variants[OPTIONS[0]]))["real (held out)"]}))
+                   | {"real (held out)": tables[OPTIONS[0]]["real (held out)"]}))  # the same floor in every table
 base = variants["fixedlarge", True]
-gap_variance = float(jnp.mean(jnp.abs(base - variants["fixedsmall", True])))
-gap_clip = float(jnp.mean(jnp.abs(jnp.clip(variants["fixedlarge", False], -1, 1) - base)))
-gap_noise = float(jnp.mean(jnp.abs(base - pkg)))  # section 3's samples: same sampler, other keys
-print(f"mean |difference| per pixel from (beta, clip): other variance {gap_variance:.3f}, no clipping "
-      f"{gap_clip:.3f} (after clipping the result), other random numbers {gap_noise:.3f}")
+print(f"mean |difference| per pixel from (beta, clip): the other variance "
+      f"{jnp.abs(base - variants['fixedsmall', True]).mean():.3f}, other keys (section 3) {jnp.abs(base - pkg).mean():.3f}")
 
-
-def show_variant(variance, clip):
-    """The samples of one sampler, and the histogram of their pixel values."""
-    imgs = variants[variance, clip]
-    fig, (ax_img, ax_hist) = plt.subplots(1, 2, figsize=(8, 3.6), gridspec_kw={"width_ratios": [1, 1.3]})
-    ax_img.imshow(image_grid(imgs)[..., 0], cmap="gray", vmin=0, vmax=255)
-    ax_img.axis("off")
-    ax_img.set_title(f"sigma^2 = {'beta' if variance == 'fixedlarge' else 'beta-tilde'}, clip {clip}", fontsize=10)
-    ax_hist.hist(np.asarray(imgs).ravel(), bins=60, range=(-1.6, 1.6), log=True)
-    for edge in (-1, 1):
-        ax_hist.axvline(edge, color="grey", ls=":")
-    ax_hist.set(xlabel="pixel value", title=f"{100 * float(jnp.mean(jnp.abs(imgs) > 1.0)):.1f}% of pixels outside "
-                f"[-1, 1]; confidence {quality[variance, clip]['confidence']:.2f}")
-    fig.tight_layout()
-    return fig
-
-
-def show_all_variants():
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
-    for ax, ((variance, clip), imgs) in zip(axes, variants.items()):
-        ax.imshow(image_grid(imgs)[..., 0], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{variance}, clip {clip}\n{100 * float(jnp.mean(jnp.abs(imgs) > 1.0)):.1f}% of pixels "
-                     "outside [-1, 1]", fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
+fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+for ax, ((variance, clip), imgs) in zip(axes, variants.items()):
+    ax.imshow(image_grid(imgs)[..., 0], cmap="gray", vmin=0, vmax=255)
+    ax.set_title(f"{variance}, clip {clip}\n{100 * float(jnp.mean(jnp.abs(imgs) > 1.0)):.1f}% of pixels outside "
+                 "[-1, 1]", fontsize=10)
+    ax.axis("off")
+fig.tight_layout()
+plt.show()
 
 # %%
-for (variance, clip), imgs in variants.items():
-    assert bool(jnp.all(jnp.isfinite(imgs)))
-    if clip:
-        assert float(jnp.abs(imgs).max()) <= 1.0  # a clipped guess keeps x_0 inside the data range
-# the random numbers decide the image far more than the choice of variance does
-assert gap_variance < 0.5 * gap_noise, (gap_variance, gap_noise)
+assert float(jnp.abs(base).max()) <= 1.0  # a clipped guess keeps x_0 inside the data range ...
+assert float(jnp.abs(variants["fixedlarge", False]).max()) > 1.0  # ... and without the clip some pixels overshoot
 if not SMOKE:  # the trained model's default sampler draws recognisable digits of (nearly) every class
     assert quality["fixedlarge", True]["classes_present"] >= 8
     assert quality["fixedlarge", True]["confidence"] > 0.8
 
 # %% [markdown]
-# ### Try it: toggle $\sigma_t^2$ and clipping
-#
-# Click through the four samplers: the digits hardly change with $\sigma_t^2$ (the same keys draw almost the same
-# images), while switching clipping off lets pixels overshoot $[-1, 1]$ (the histogram's tails). Without a widget
-# front end you see all four at once.
-
-# %%
-viz.interactive_figure(show_variant, static=show_all_variants,
-                       variance=[("sigma^2 = beta_t", "fixedlarge"), ("sigma^2 = beta-tilde_t", "fixedsmall")],
-                       clip=[("clip x0", True), ("no clip", False)])
-
-# %% [markdown]
 # On the trained model the four sets are hard to tell apart: from the same noise, $\beta_t$ and $\tilde\beta_t$ draw
-# almost the same digits, as the paper found on CIFAR-10. Without clipping, some pixels overshoot the data range (the
-# background of a digit is exactly $-1$, so an overshoot there is common), which converting to 8-bit pixels clips
-# anyway. Clipping matters more where the model is worse: in the first steps of sampling, and for models trained briefly.
+# almost the same digits, as the paper found on CIFAR-10. Without clipping, some pixels overshoot the data range (a
+# digit's background is exactly $-1$), which 8-bit pixels clip anyway. Clipping matters more where the model is worse.
 #
 # ## Summary
 #
 # - The reverse step's mean is the forward posterior's mean with $x_0$ predicted from $\epsilon_\theta$ (eqs. 7,
-#   10–11); its variance is fixed, $\beta_t$ or $\tilde\beta_t$; Algorithm 2 applies it $T$ times from pure noise and
-#   adds no noise at the last step.
-# - Our inline step and loop draw exactly the package's samples from the same keys, and on Gaussian data with the
-#   perfect denoiser both hit the chain's exact marginals, midway and at the end.
-# - The coarse shape of a sample is decided early, details last.
-# - DDPM needs $T$ network calls per sample. DDIM reuses the same trained network on a few dozen steps:
-#   [notebook 07](07_evaluation.ipynb).
+#   10–11); its variance is fixed, $\beta_t$ or $\tilde\beta_t$; Algorithm 2 applies it $T$ times from pure noise, with
+#   no noise at the last step. Our inline chain draws exactly the package's samples, and on Gaussian data with the
+#   perfect denoiser both hit the chain's exact marginals. The coarse shape of a sample is decided early, details last.
+# - DDPM needs $T$ network calls per sample. DDIM and DPM-Solver++ reuse the same trained network on a few dozen
+#   steps: [notebook 08](08_fast_sampling.ipynb).
 #
 # ## Exercises
 #
-# 1. **Which variance is exact?** In section 4, set `MU, S_DATA = 0.0, 1.0` (the data is $\mathcal{N}(0, 1)$, like $x_T$).
-#    Before running: which choice of $\sigma_t^2$ should end with variance 1? Write it below and run the check.
-# 2. **Break it on purpose.** In `p_sample_inline`, drop the square root on $\sigma_t$ (`jnp.sqrt(sigma2)` → `sigma2`),
+# 1. **Break it on purpose.** In `p_sample_inline`, drop the square root on $\sigma_t$ (`jnp.sqrt(sigma2)` → `sigma2`),
 #    or write `s.betas[t] / (1 - s.alphas_cumprod[t])` for the $\epsilon$ coefficient, and rerun sections 2 to 4. Which
-#    check fails first, and by how many standard errors does section 4 miss?
-# 3. **A variance in between.** Improved DDPM (below) interpolates, $\sigma_t^2 = \exp\big(v \log\beta_t + (1 - v)\log\tilde\beta_t\big)$.
-#    `chain_marginals` also takes an array of $\sigma_t^2$: find the $v$ for which the chain of section 4 ends with the data's
-#    variance $s^2$ (within 1%), and check it in the second cell below.
+#    check fails first? Skip that one: does section 4, which never looks at the package, catch the mistake too?
+# 2. **A variance in between.** Improved DDPM (below) interpolates, $\sigma_t^2 = \exp\big(v \log\beta_t + (1 - v)\log\tilde\beta_t\big)$.
+#    `chain_marginals` also takes an array of $\sigma_t^2$: find the $v$ for which the chain of section 4 ends with the
+#    data's variance $s^2$ (within 1%). Put it here; the cell after the solutions checks it:
 
 # %%
-answer = None  # exercise 1: "fixedlarge" (beta_t) or "fixedsmall" (beta-tilde_t)
-if answer is not None:
-    v_end = chain_marginals(0.0, 1.0, answer)[1][0]
-    assert abs(v_end - 1.0) < 1e-3, f"with {answer}, the chain ends with variance {v_end:.4f}, not 1: try the other"
-    print(f"right: with {answer} the chain ends with variance {v_end:.5f}")
+v_best = None  # exercise 2: your v, between 0 and 1
+
+# %% [markdown]
+# ## Solutions
+#
+# 1. SOLUTION_1
+# 2. More noise per step ends with a larger variance, so the end variance grows with $v$ and a bracketing root finder
+#    (`scipy.optimize.brentq`) finds it: for the linear schedule with $T = 1000$, $v \approx 0.84$, nearer $\beta_t$.
+#    The cell checks your $v$, or this one if you left `None`.
 
 # %%
-v_best = None  # exercise 3: your v, between 0 and 1
-if v_best is not None:
+def end_variance(v):
+    """The variance the chain of section 4 ends with, for sigma_t^2 = exp(v log beta_t + (1 - v) log beta-tilde_t)."""
     beta_tilde = np.maximum(betas * (1.0 - abar_prev) / (1.0 - abar), 1e-20)  # beta-tilde_1 = 0: no noise there anyway
-    v_end = chain_marginals(MU, S_DATA, np.exp(v_best * np.log(betas) + (1 - v_best) * np.log(beta_tilde)))[1][0]
-    assert abs(v_end / S_DATA**2 - 1) < 0.01, f"with v = {v_best} the chain ends at {v_end:.5f}, the data at {S_DATA**2:.5f}"
-    print(f"right: v = {v_best} ends at {v_end:.5f}, the data's variance is {S_DATA**2:.5f}")
+    return chain_marginals(MU, S_DATA, np.exp(v * np.log(betas) + (1 - v) * np.log(beta_tilde)))[1][0]
+
+
+v_best = v_best if v_best is not None else brentq(lambda v: end_variance(v) - S_DATA**2, 0.0, 1.0)
+assert abs(end_variance(v_best) / S_DATA**2 - 1) < 0.01, f"v = {v_best} ends at {end_variance(v_best):.5f}"
+print(f"v = {v_best:.3f}: the chain ends at {end_variance(v_best):.5f}, the data's variance is {S_DATA**2:.5f}")
 
 # %% [markdown]
 # ## Go further
 #
-# - The paper, section 3.2 (the two variances) and section 4.3 with Figure 6 (progressive generation: what the chain
-#   decides when).
-# - Nichol & Dhariwal, [Improved DDPM](https://arxiv.org/abs/2102.09672) (2021): learn $\sigma_t^2$ between $\beta_t$ and
-#   $\tilde\beta_t$, and the cosine schedule.
-# - Bao et al., [Analytic-DPM](https://arxiv.org/abs/2201.06503) (2022): the optimal reverse variance in closed form, the
-#   general version of section 4's gap.
-# - Song et al., [score-based SDEs](https://arxiv.org/abs/2011.13456) (2021): Algorithm 2 as a discretised reverse SDE;
-#   Karras et al., [EDM](https://arxiv.org/abs/2206.00364) (2022): the design space of samplers.
+# - The paper, section 3.2 (the two variances) and section 4.3 with Figure 6 (progressive generation).
+# - Nichol & Dhariwal, [Improved DDPM](https://arxiv.org/abs/2102.09672) (2021): a learned $\sigma_t^2$ between $\beta_t$
+#   and $\tilde\beta_t$. Bao et al., [Analytic-DPM](https://arxiv.org/abs/2201.06503) (2022): the optimal reverse variance
+#   in closed form, the general version of section 4's gap.
+# - Song et al., [score-based SDEs](https://arxiv.org/abs/2011.13456) (2021): Algorithm 2 as a discretised reverse SDE.
 #
 # **Next:** [06 — Training on CIFAR-10](06_train_cifar10.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/06_train_cifar10.ipynb)
