@@ -23,14 +23,14 @@
 # - how to get CIFAR-10 with `kagglehub`, and where your Kaggle API token goes (Colab Secrets or the environment);
 # - the `nano_cifar10` preset, and that the paper's 35.7M-parameter setup is one preset name away (`paper_cifar10`);
 # - training on the devices `jax.devices()` reports (a Colab TPU runtime is **one** chip, a v5e-1; a GPU runtime one
-#   GPU; or your CPU), logging to Weights & Biases;
+#   GPU; or your CPU), with compiled programs kept on disk, logging to Weights & Biases (online, offline or off);
 # - checkpoints on Google Drive, and a "resume if a checkpoint exists" cell, so a disconnected Colab session loses
 #   minutes, not hours;
 # - drawing a grid of samples from the EMA weights.
 #
-# **Runtime.** In Colab choose *Runtime → Change runtime type → TPU (v5e-1) or GPU*. Our estimate for the
-# `nano_cifar10` preset (30,000 steps of batch 128) is about an hour on a Colab accelerator and days on a laptop CPU;
-# `python bench/accelerator.py` measures the training speed on yours, and the training cell prints images/s live.
+# **Runtime.** In Colab choose *Runtime → Change runtime type → TPU (v5e-1) or GPU*. The `nano_cifar10` preset
+# trains for 30,000 steps of batch 128, 3.84 million images: divide by the images per second that the training cell
+# prints (or that `python bench/accelerator.py` measures) to know how long yours will take.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -69,12 +69,10 @@ import numpy as np
 from nanoddpm_utils import checkpoint, sample, train, viz
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import CIFAR10_CLASSES, load_cifar10
-from nanoddpm_utils.tracking import Tracker, image_grid, read_metrics, save_png
+from nanoddpm_utils.tracking import Tracker, image_grid, read_metrics, resolve_mode, save_png
 from nanoddpm_utils.unet import count_params, make_model
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # smoke mode: a tiny model, a few steps (a quick trial run)
-jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/nanoddpm/jax"))  # as in notebook 04
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 print(f"jax {jax.__version__}; smoke mode: {SMOKE}")
 
 # %% [markdown]
@@ -97,6 +95,18 @@ print(f"mesh {dict(mesh.shape)}: each device gets {128 // mesh.size} of a batch 
 # %%
 assert mesh.size == len(devices) and mesh.axis_names == ("data",)
 parallel.check_batch_size(128, mesh)  # raises if 128 did not split over these devices
+
+# %% [markdown]
+# **Compiled programs on disk.** The first call of a jitted function traces it and has XLA compile it for your
+# device: for the training step of a big UNet, that can take minutes. JAX can keep compiled programs in a
+# persistent cache on disk, keyed by the program and the device, so that a restarted kernel (or a resumed run, or
+# the sampler you call again tomorrow) loads them instead of compiling again. Two settings turn it on: where the
+# cache lives, and the shortest compilation worth keeping. On Colab the folder is wiped with the runtime; point it
+# at your Drive to keep it longer.
+
+# %%
+jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/nanoddpm/jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # keep programs that took 1 s or more
 
 # %% [markdown]
 # ## 2. Kaggle credentials
@@ -151,9 +161,10 @@ if kaggle_json.is_file():
 # only admits NumPy arrays (a pickle can name any function to run; a crafted file could run code). Each row of
 # 3072 bytes becomes a channels-last `(32, 32, 3)` uint8 image. If you already have CIFAR-10 on disk, in any of
 # the three Kaggle layouts, set the environment variable `NANODDPM_CIFAR10_DIR` to its folder and nothing is
-# downloaded.
+# downloaded. On CIFAR-10 the next cell prints 50,000 training images of shape (32, 32, 3) (150 MiB) and shows
+# sixteen of them with their class names.
 
-# %%
+# %% tags=["needs-real-data"]
 start = time.perf_counter()
 images, labels = load_cifar10("train", return_labels=True)
 print(f"{len(images)} training images {images.shape[1:]} {images.dtype} in {time.perf_counter() - start:.1f} s; "
@@ -181,12 +192,12 @@ if not SMOKE:
 # %%
 PRESET = "nano_cifar10"  # or "paper_cifar10": the paper's 35.7M-parameter model and 800k steps
 config = get_preset(PRESET)
-if SMOKE:  # a tiny stand-in: 16 channels, two levels, one ResBlock each, T = 10, 6 steps of batch 8
+if SMOKE:  # a tiny stand-in: 16 channels, two levels, one ResBlock each, T = 10, 40 steps of batch 8, a short EMA
     config = config.replace(
         model={"ch": 16, "ch_mult": (1, 2), "num_res_blocks": 1, "dropout": 0.0, "num_groups": 8},
         diffusion={"num_timesteps": 10},
-        train={"steps": 6, "batch_size": 8, "warmup_steps": 2, "steps_per_call": 3, "log_every": 3,
-               "sample_every": 6, "ckpt_every": 3})
+        train={"steps": 40, "batch_size": 8, "lr": 2e-3, "warmup_steps": 2, "ema_decay": 0.9, "steps_per_call": 5,
+               "log_every": 5, "sample_every": 40, "ckpt_every": 20})
 
 for name in (PRESET, "paper_cifar10"):
     c = get_preset(name)
@@ -239,13 +250,24 @@ assert state.model.config == config.model
 # %% [markdown]
 # ## 6. Train
 #
-# `train.fit` runs `steps_per_call` steps per jitted `lax.scan` (notebook 04), logs every `log_every` steps to
-# `metrics.jsonl` and W&B (online with a key, offline without; upload an offline run later with
-# `wandb sync <RUN_DIR>/wandb/offline-run-*`), writes a grid of 64 samples every `sample_every` steps and a
-# checkpoint every `ckpt_every` steps, every 10 minutes (`ckpt_minutes`) and at the end. Interrupting the cell
-# (■) loses at most the steps since the last checkpoint: run the cell above, then this one, to continue.
+# **Weights & Biases.** `tracking.Tracker(run_dir, config)` appends every row of metrics to `run_dir/metrics.jsonl`
+# (the run's numbers never depend on W&B) and sends it to W&B: **online** when an API key is set (`WANDB_API_KEY`
+# from the Secrets panel, the environment, or `wandb login`), **offline** otherwise (the run is kept in
+# `run_dir/wandb/`; upload it later with `wandb sync <RUN_DIR>/wandb/offline-run-*`), and **disabled** with
+# `WANDB_MODE=disabled`. It never prompts and never stops training.
 
 # %%
+print("W&B key set:", bool(os.environ.get("WANDB_API_KEY")), "| WANDB_MODE:", os.environ.get("WANDB_MODE", "(unset)"),
+      "| the tracker will run W&B:", resolve_mode())
+
+# %% [markdown]
+# `train.fit` runs `steps_per_call` steps per jitted `lax.scan` (notebook 04), logs every `log_every` steps, writes
+# a grid of 64 samples every `sample_every` steps and a checkpoint every `ckpt_every` steps, every 10 minutes
+# (`ckpt_minutes`) and at the end. Interrupting the cell (■) loses at most the steps since the last checkpoint: run
+# the cell above, then this one, to continue. On CIFAR-10 you will see a progress bar over the run's steps, then
+# the W&B mode, the last loss and your accelerator's images per second.
+
+# %% tags=["needs-real-data"]
 with Tracker(RUN_DIR, config.to_dict(), name=f"06-{config.name}") as tracker:
     state, history = train.fit(config, images, state=state, run_dir=RUN_DIR, tracker=tracker, ckpt_minutes=10)
     print(f"W&B mode: {tracker.mode}")
@@ -253,37 +275,43 @@ if history:
     print(f"step {history[-1]['step']}: loss {history[-1]['loss']:.4f}, {history[-1]['images_per_sec']:.0f} images/s")
 
 # %%
-assert int(state.step) == config.train.steps
 rows = read_metrics(RUN_DIR)
-assert rows and rows[-1]["step"] == config.train.steps and all(np.isfinite(r["loss"]) for r in rows)
+assert [r["step"] for r in rows][-1] == int(state.step) == config.train.steps
+# L_simple starts at 1 (the untrained network predicts eps = 0); a run that learns takes it far below
+assert rows[-1]["loss"] < 0.5 * rows[0]["loss"], (rows[0]["loss"], rows[-1]["loss"])
 # If the runtime died now, this is what the next session would resume from: the same state, bit for bit.
 resumed, _ = checkpoint.restore(RUN_DIR, config)
 assert int(resumed.step) == int(state.step)
 assert all(bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(resumed, eqx.is_array)),
                                                         jax.tree_util.tree_leaves(eqx.filter(state, eqx.is_array))))
 
-# %%
-steps_logged = [r["step"] for r in rows]
+# %% [markdown]
+# The run's loss, read back from `metrics.jsonl`. On CIFAR-10 you will see it fall from about 1 (the untrained
+# network predicts $\epsilon = 0$) quickly at first, then slowly, with the jitter of each log interval's batches.
+
+# %% tags=["needs-real-data"]
 plt.figure(figsize=(7, 3))
-plt.plot(steps_logged, [r["loss"] for r in rows], ".-")
+plt.plot([r["step"] for r in rows], [r["loss"] for r in rows], ".-")
 plt.yscale("log")
 plt.xlabel("step")
 plt.ylabel(r"$L_\mathrm{simple}$")
-plt.title(f"{config.name} on CIFAR-10: training loss (metrics.jsonl)")
+plt.title(f"{config.name}: training loss (metrics.jsonl)")
 plt.show()
-
-# %%
-assert steps_logged == sorted(steps_logged) and steps_logged[-1] == config.train.steps
-if not SMOKE:  # L_simple starts near 1 (the network predicts eps = 0) and falls far below it
-    assert rows[-1]["loss"] < 0.5 * rows[0]["loss"], (rows[0]["loss"], rows[-1]["loss"])
 
 # %% [markdown]
 # ## 7. Samples
 #
 # 64 images drawn with Algorithm 2 (notebook 05) from the EMA weights, $T$ network calls each, saved as a PNG grid
-# beside the run. (`sample.sample_images(..., sampler="ddim", steps=50)` draws them 20× faster; notebook 07.)
+# beside the run (`sampler="ddim"` draws them in fewer steps: notebook 08). On CIFAR-10 you will see your model's
+# 64 samples, 32×32 colour images drawn from noise, and how smooth they are next to the training images.
 
-# %%
+# %% tags=["needs-real-data"]
+def neighbour_correlation(x):
+    """The correlation between horizontally adjacent pixels: high in photographs, 0 in noise."""
+    x = np.asarray(x, np.float64)
+    return np.corrcoef(x[:, :, :-1].ravel(), x[:, :, 1:].ravel())[0, 1]
+
+
 start = time.perf_counter()
 samples = jax.block_until_ready(sample.sample_images(config, state.ema, jax.random.key(0), 64))
 grid_path = save_png(samples, RUN_DIR / "samples.png")
@@ -294,11 +322,13 @@ plt.imshow(image_grid(samples))
 plt.axis("off")
 plt.title(f"{config.name}, step {int(state.step)}, EMA weights")
 plt.show()
+corr = {"samples": neighbour_correlation(samples), "training images": neighbour_correlation(images[:1000] / 127.5 - 1)}
+print("correlation of adjacent pixels:", {k: round(v, 3) for k, v in corr.items()})
 
 # %%
-assert samples.shape == (64, 32, 32, 3) and bool(jnp.all(jnp.abs(samples) <= 1.0))
-assert grid_path.is_file() and grid_path.stat().st_size > 0
-assert (RUN_DIR / "samples" / f"step_{config.train.steps:08d}.png").is_file()  # fit's own grid at the last step
+# Noise has no spatial structure (correlation 0); a model that learned images draws samples nearly as smooth as
+# them. (In smoke mode a tiny model after 40 steps: its samples only have to be smoother than noise.)
+assert corr["samples"] > (0.05 if SMOKE else 0.8 * corr["training images"]), corr
 
 # %% [markdown]
 # ## Summary
@@ -329,9 +359,35 @@ assert (RUN_DIR / "samples" / f"step_{config.train.steps:08d}.png").is_file()  #
 # - The paper's CIFAR-10 setup (Appendix B): 800k steps of batch 128, dropout 0.1, EMA 0.9999 — `paper_cifar10`.
 # - Nichol & Dhariwal, *Improved DDPM* (arXiv:2102.09672): the cosine schedule (`schedule.py`) and learned variances.
 # - Karras et al., *EDM* (arXiv:2206.00364): how much of the training recipe matters, measured one change at a time.
+# - What else makes the loop fast (one jit, `lax.scan`, buffer donation): [appendix A1](A1_jax_speed.ipynb).
 #
-# How good is the model? Bits per dimension (the paper's Table 1) and sample quality, and DDIM's faster sampler,
-# are next.
+# ## Solutions
 #
-# **Next:** [07 — Evaluation: bits/dim, sample quality and DDIM](07_evaluation.ipynb) ·
+# 1. The resume cell reports the step of the newest intact checkpoint: the last multiple of `ckpt_every` (2000) or
+#    the last 10-minute mark (`ckpt_minutes`), whichever came later. `checkpoints/` holds the newest three
+#    (`keep=3`), each with its SHA-256 beside it. The interruption cost the steps since that checkpoint, so at most
+#    10 minutes of training; a smaller `ckpt_every` loses less, but writes more often (each checkpoint holds the
+#    weights four times: model, EMA and Adam's two moments).
+# 2. Train the same number of steps in each precision and compare the last rows:
+#    ```python
+#    for dtype in ("float32", "auto"):
+#        cfg = config.replace(train={"compute_dtype": dtype})
+#        _, rows = train.fit(cfg, images, steps=500, progress=False)
+#        print(dtype, f"{rows[-1]['images_per_sec']:.0f} images/s, loss {rows[-1]['loss']:.4f}")
+#    ```
+#    On a TPU or a GPU with bfloat16 units, `"auto"` is faster (the matrix units run bfloat16 at a higher rate and
+#    the activations take half the memory); on a CPU `"auto"` is float32, so the two rows are the same run. The
+#    losses should differ by no more than the jitter between consecutive log rows of one run.
+# 3. ```python
+#    start = time.perf_counter()
+#    fast = jax.block_until_ready(sample.sample_images(config, state.ema, jax.random.key(0), 64, sampler="ddim", steps=50))
+#    print(f"{time.perf_counter() - start:.1f} s")
+#    plt.imshow(image_grid(fast)), plt.axis("off"), plt.show()
+#    ```
+#    50 network calls instead of $T = 1000$: about 20 times faster. Notebook 08 measures what the fewer steps cost
+#    in quality.
+#
+# How good is the model? Bits per dimension (the paper's Table 1) and the judges of sample quality are next.
+#
+# **Next:** [07 — Evaluation: bits/dim and sample quality](07_evaluation.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/07_evaluation.ipynb)
