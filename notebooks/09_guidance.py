@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown]
-# # 08 — Draw me a 7: class-conditional diffusion and classifier-free guidance
+# # 09 — Draw me a 7: class-conditional diffusion and classifier-free guidance
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/09_guidance.ipynb)
 #
@@ -22,12 +22,14 @@
 # **What you will learn**
 # - how a label enters the UNet: a learned embedding added to the time embedding, with one extra row meaning "no label";
 # - label dropout: one network, two models;
-# - the guidance formula from Bayes' rule: the difference of the two predictions is an implicit classifier's gradient;
+# - the guidance formula from Bayes' rule: the difference of the two predictions is an implicit classifier's gradient,
+#   and why the guided field is not the score of any one distribution;
 # - a grid of digits by class and guidance scale, and a widget to explore it;
-# - the trade-off measured: how often the judges of [notebook 07](07_evaluation.ipynb) read the requested digit, and how
-#   far the samples of each digit are from the real ones of that digit, against $w$.
+# - the trade-off measured with the judges of [notebook 07](07_evaluation.ipynb): how often the requested digit is
+#   read, how far each digit's samples are from the real ones, and precision against recall, as $w$ grows.
 #
-# Every code cell is followed by a cell that checks it.
+# The samples are drawn with DDIM, the fast sampler of [notebook 08](08_fast_sampling.ipynb). Every code cell is
+# followed by a cell that checks it.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -128,9 +130,9 @@ assert bool(jnp.all((dropped == labels) | (dropped == 10)))  # a label is kept o
 # \quad\Longrightarrow\quad \epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t) \approx -\sqrt{1-\bar\alpha_t}\,
 # \nabla \log p(c \mid x_t).$$
 #
-# The difference of the two predictions is the gradient of an **implicit classifier**, learnt for free. Sampling from
-# $p(x_t)\,p(c \mid x_t)^w$ (a sharpened classifier) means following
-# $\nabla \log p(x_t) + w\,\nabla \log p(c \mid x_t)$, that is
+# The difference of the two predictions is the gradient of an **implicit classifier**, learnt for free. Scaling it by
+# $w$ (a sharpened classifier) means following $\nabla \log p(x_t) + w\,\nabla \log p(c \mid x_t)$ at every noise
+# level, that is
 #
 # $$\tilde\epsilon_w(x_t, t, c) = \epsilon_\theta(x_t, t) + w\,\big(\epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t)\big).$$
 #
@@ -157,6 +159,64 @@ np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 0.0), moved(x, 1
 np.testing.assert_allclose(guidance.guided_eps(moved, x, 10, 7, 1.0), moved(x, 10, 7), atol=1e-5)  # w = 1: conditional
 
 # %% [markdown]
+# **The guided field is not the score of one distribution.** At $t = 0$ the field
+# $\nabla \log p(x) + w\,\nabla \log p(c \mid x)$ is the score of the sharpened data distribution
+# $\pi_0(x) \propto p(x)\,p(c \mid x)^w$. One would hope that at every $t$ the guided field is the score of
+# $\pi_0$ *noised to level $t$* ($\pi_t = \int \pi_0(x_0)\, q(x_t \mid x_0)\, dx_0$), so that the sampler draws from
+# $\pi_0$. It is not, for $w \ne 0, 1$: noising does not commute with raising $p(c \mid x)$ to a power, so
+# $\nabla \log p_t(x_t) + w\,\nabla \log p_t(c \mid x_t) \ne \nabla \log \pi_t(x_t)$ (Ho & Salimans 2022,
+# section 3.2). Guided sampling follows a different field at each noise level, so nothing guarantees that it draws
+# from $\pi_0$: it is a heuristic that works very well. We can see it exactly in one dimension, on two Gaussian classes
+# $\mathcal N(\pm m, s^2)$ noised as $x_t = a_t x_0 + b_t \epsilon$ with $a_t = \sqrt{\bar\alpha_t}$,
+# $b_t = \sqrt{1 - \bar\alpha_t}$: the guided field in closed form, the score of $\pi_t$ by integrating over $x_0$
+# on a grid, using $\nabla \log \pi_t(x) = \mathbb E_{\pi_0(x_0 \mid x_t = x)}[(a_t x_0 - x) / b_t^2]$.
+
+# %%
+M, S = 1.0, 0.5  # two classes, N(-M, S^2) and N(+M, S^2), half the data each; we ask for the class at +M
+
+
+def gauss(x, mean, var):
+    return np.exp(-(x - mean) ** 2 / (2 * var)) / np.sqrt(2 * np.pi * var)
+
+
+def guided_field(x, a, b, w):  # grad log p_t(x) + w grad log p_t(c | x), both Gaussian scores in closed form
+    var = a**2 * S**2 + b**2
+    up, down = gauss(x, a * M, var), gauss(x, -a * M, var)
+    score_c = (a * M - x) / var
+    score = (up * (a * M - x) + down * (-a * M - x)) / (var * (up + down))
+    return score + w * (score_c - score)
+
+
+x0_grid = np.linspace(-4, 4, 4001)
+
+
+def tilted_score(x, a, b, w):  # grad log pi_t(x), pi_0 = p(x0) p(c | x0)^w noised to level (a, b)
+    p0 = 0.5 * gauss(x0_grid, -M, S**2) + 0.5 * gauss(x0_grid, M, S**2)
+    pi0 = p0 * (0.5 * gauss(x0_grid, M, S**2) / p0) ** w
+    joint = pi0 * gauss(x[:, None], a * x0_grid, b**2)  # pi_0(x0) q(x_t = x | x0), rows: x, columns: x0
+    return (joint * (a * x0_grid - x[:, None])).sum(1) / (b**2 * joint.sum(1))
+
+
+xs = np.linspace(-2, 2, 81)
+a_t = 0.6
+b_t = np.sqrt(1 - a_t**2)
+fig, axes = plt.subplots(1, 3, figsize=(11, 3), sharey=True)
+for ax, w in zip(axes, (0.0, 1.0, 3.0)):
+    ax.plot(xs, guided_field(xs, a_t, b_t, w), label="guided field")
+    ax.plot(xs, tilted_score(xs, a_t, b_t, w), "--", label="score of the noised $\\pi_0$")
+    ax.set_title(f"w = {w:g}, a_t = {a_t}"), ax.set_xlabel("$x_t$")
+axes[0].legend()
+plt.tight_layout()
+plt.show()
+
+# %%
+for a_t in (0.9, 0.6, 0.3):
+    b_t = np.sqrt(1 - a_t**2)
+    gap = {w: np.abs(guided_field(xs, a_t, b_t, w) - tilted_score(xs, a_t, b_t, w)).max() for w in (0.0, 1.0, 3.0)}
+    assert gap[0.0] < 1e-5 and gap[1.0] < 1e-5  # w = 0 and w = 1: the field IS the noised distribution's score
+    assert gap[3.0] > 0.2 * np.abs(guided_field(xs, a_t, b_t, 3.0)).max()  # w = 3: it is not
+
+# %% [markdown]
 # ## 4. A trained conditional model
 #
 # The shipped `digits_cond` model was trained with `python -m nanoddpm_utils.pretrained digits_cond` (`make
@@ -173,7 +233,7 @@ if TRAIN_FROM_SCRATCH:
 else:
     config, model = pretrained.load("digits_cond")
 model = eqx.nn.inference_mode(model)
-SAMPLER = {"sampler": "ddim", "steps": 10 if SMOKE else 50}
+SAMPLER = {"sampler": "ddim", "steps": 10 if SMOKE else 50}  # DDIM (notebook 08); guidance works in any sampler
 print(f"sampling with DDIM, {SAMPLER['steps']} steps")
 
 # %% [markdown]
@@ -230,22 +290,23 @@ viz.interactive_figure(draw, digit=(0, 9, 1, 7), w=([0.0, 0.5, 1.0, 1.5, 2.0, 3.
 # %% [markdown]
 # ## 6. The trade-off, measured
 #
-# For each $w$ we draw samples of every digit and let the judges of notebook 07 (`evaluate.digits_judges`) score them
-# (`guidance.class_scores`):
+# For each $w$ we draw samples of every digit and let the judges of notebook 07 (`evaluate.digits_judges`) score them:
 # - **accuracy**: the share of the samples asked to be $c$ that a judge reads as $c$ (averaged over the ten digits and
-#   the judges);
+#   the judges; `guidance.class_scores`);
 # - **Fréchet distance per class**: between the samples of digit $c$ and the real digits of class $c$, in each judge's
 #   features, next to the same distance for real digits of class $c$ that the judge never saw (the floor), on sets of
-#   the same size.
+#   the same size;
+# - **precision and recall** (notebook 07): the share of samples that land among real digits (fidelity), and the
+#   share of real held-out digits that land among the samples (diversity), in each judge's features.
 #
-# Guidance should raise the accuracy; past some $w$ the samples of a class become too alike (and too stark) and move
-# away from the real spread of that class: the Fréchet distance rises again.
+# Guidance should raise the accuracy. Past some $w$ the samples of a class become too alike (and too stark): they no
+# longer cover the real variety of that class, so recall falls and the Fréchet distance rises again.
 
 # %%
-from nanoddpm_utils.evaluate import digits_judges
+from nanoddpm_utils.evaluate import digits_judges, precision_recall
 
-TRADE_WS = [0.0, 1.0, 3.0] if SMOKE else [0.0, 1.0, 2.0, 3.0, 5.0, 8.0]
-PER_CLASS = 10 if SMOKE else 100
+TRADE_WS = [0.0, 1.0, 4.0] if SMOKE else [0.0, 1.0, 2.0, 4.0, 8.0]
+PER_CLASS = 20 if SMOKE else 40
 JUDGES = digits_judges(2 if SMOKE else 8)
 labels_all = np.repeat(np.arange(10), PER_CLASS)
 rows = []
@@ -254,26 +315,34 @@ for w in TRADE_WS:
     images = to_uint8(guidance.sample_guided(config, model, jax.random.key(2), labels_all, w, **SAMPLER))
     seconds = time.perf_counter() - start
     s = guidance.class_scores(images, labels_all, JUDGES)
+    pr = np.mean([precision_recall(j.features(j.held_out), j.features(images)) for j in JUDGES], axis=0)
     rows.append({"w": w, "accuracy": s["accuracy"].mean(), "frechet": s["frechet"].mean(),
-                 "real": s["frechet_real"].mean(), "ratio": (s["frechet"] / s["frechet_real"]).mean(),
-                 "seconds": seconds})
+                 "real": s["frechet_real"].mean(), "precision": pr[0], "recall": pr[1]})
     r = rows[-1]
-    print(f"w = {w:4.1f}: accuracy {r['accuracy']:.3f}, Frechet {r['frechet']:.2f} (real {r['real']:.2f}, "
-          f"ratio {r['ratio']:.2f}), sampled in {seconds:.1f} s")
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
-a1.plot([r["w"] for r in rows], [r["accuracy"] for r in rows], "o-")
+    print(f"w = {w:3.1f}: accuracy {r['accuracy']:.3f}, Frechet {r['frechet']:5.2f} (real {r['real']:.2f}), "
+          f"precision {r['precision']:.2f}, recall {r['recall']:.2f}; {len(images)} samples in {seconds:.0f} s")
+ws = [r["w"] for r in rows]
+fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3.5))
+a1.plot(ws, [r["accuracy"] for r in rows], "o-")
 a1.set_xlabel("guidance scale w"), a1.set_ylabel("judged as the requested digit")
-a2.plot([r["w"] for r in rows], [r["frechet"] for r in rows], "o-", label="samples")
-a2.plot([r["w"] for r in rows], [r["real"] for r in rows], "k--", label="real held-out digits")
+a2.plot(ws, [r["frechet"] for r in rows], "o-", label="samples")
+a2.plot(ws, [r["real"] for r in rows], "k--", label="real held-out digits")
 a2.set_xlabel("guidance scale w"), a2.set_ylabel("Frechet distance per class"), a2.legend()
+a3.plot(ws, [r["precision"] for r in rows], "o-", label="precision (fidelity)")
+a3.plot(ws, [r["recall"] for r in rows], "s-", label="recall (diversity)")
+a3.set_xlabel("guidance scale w"), a3.set_ylim(0, 1.05), a3.legend()
 plt.tight_layout()
 plt.show()
 
 # %%
 acc = {r["w"]: r["accuracy"] for r in rows}
+fre = {r["w"]: r["frechet"] for r in rows}
+rec = {r["w"]: r["recall"] for r in rows}
 assert acc[0.0] < 0.35  # unconditional: about one sample in ten happens to be the requested digit
-assert acc[1.0] > acc[0.0] + 0.3 and acc[3.0] >= acc[1.0] - 0.05  # the label, then guidance, raise accuracy
-assert all(np.isfinite(r["frechet"]) and r["frechet"] > 0 for r in rows)
+assert acc[1.0] > acc[0.0] + 0.3 and acc[4.0] >= acc[1.0] - 0.05  # the label, then guidance, raise accuracy
+assert min(fre, key=fre.get) in (1.0, 2.0)  # each digit's samples are closest to its real digits at a moderate w...
+assert fre[TRADE_WS[-1]] > 1.5 * min(fre.values())  # ...and move away again as w grows: the distance rises
+assert rec[TRADE_WS[-1]] < rec[1.0] - 0.15  # strong guidance covers less of the real variety
 
 # %% [markdown]
 # ## Summary
@@ -281,15 +350,16 @@ assert all(np.isfinite(r["frechet"]) and r["frechet"] > 0 for r in rows)
 # - A label enters the UNet as a learned vector added to the time embedding; one extra row means "no label".
 # - Label dropout trains one network as both $\epsilon_\theta(x_t, t, c)$ and $\epsilon_\theta(x_t, t)$.
 # - By Bayes' rule their difference is an implicit classifier's gradient; the guided prediction
-#   $\epsilon_\theta(x_t, t) + w(\epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t))$ samples $p(x_t)\,p(c \mid x_t)^w$
-#   ($w = 0$ unconditional, $w = 1$ conditional; the paper's $w' = w - 1$), in any sampler.
-# - Larger $w$: the requested digit more often, at the cost of variety within the class.
+#   $\epsilon_\theta(x_t, t) + w(\epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t))$ follows
+#   $\nabla \log p(x_t) + w\,\nabla \log p(c \mid x_t)$ ($w = 0$ unconditional, $w = 1$ conditional; the paper's
+#   $w' = w - 1$), in any sampler. For $w \ne 0, 1$ that field is not the score of any one noised distribution.
+# - Larger $w$: the requested digit more often, at the cost of variety within the class (recall falls, the per-class
+#   Fréchet distance rises again).
 #
 # **Exercises**
-# 1. Set `label_dropout` to 0 and train with `TRAIN_FROM_SCRATCH = True`. What does $w = 0$ produce now, and why?
-# 2. Sample with $w = 20$. Where do the pixels go? (Hint: `clip_x0` and the DDIM step of notebook 07.)
-# 3. Replace the addition of the label vector by a concatenation (and a dense layer back to the width). Does the
-#    accuracy at $w = 1$ change?
+# 1. Suppose `label_dropout` were 0 during training. What would $w = 0$ produce, and why?
+# 2. Sample with $w = 20$. Where do the pixels go? (Hint: `clip_x0` and the DDIM step of notebook 08.)
+# 3. Sample the grid with DPM-Solver++(2M) in 20 steps (notebook 08) instead of DDIM. Does guidance still work?
 # 4. Guide towards two digits at once: $\epsilon_u + w_a(\epsilon_a - \epsilon_u) + w_b(\epsilon_b - \epsilon_u)$.
 #    What do you get for 1 and 7?
 #
@@ -300,7 +370,73 @@ assert all(np.isfinite(r["frechet"]) and r["frechet"] > 0 for r in rows)
 #   [arXiv:2404.07724](https://arxiv.org/abs/2404.07724).
 # - The command line: `python -m nanoddpm_utils train --preset digits_cond --out runs/cond`, then
 #   `python -m nanoddpm_utils sample --run runs/cond --label all --guidance 3 --num 8 --out grid.npz`.
+
+# %% [markdown]
+# ## Solutions
 #
+# **1.** The "no label" row of the label table would never be used in training: it keeps its random initial value,
+# and $\epsilon_\theta(x_t, t, \varnothing)$ is the network's answer to an input it never saw, not the
+# unconditional noise prediction. $w = 0$ samples that untrained branch (blurs, or digits of whatever class that row
+# happens to resemble), and every $w \ne 1$ mixes it in: guidance needs both models, hence the dropout.
+#
+# **2.** At $w = 20$ the guided prediction overshoots: the predicted $x_0$ leaves $[-1, 1]$ and `clip_x0` cuts it
+# there at every step, so the pixels pile up at black and white: stark, saturated strokes.
+
+# %%
+def saturated(images_uint8):  # the share of pixels at black or white
+    return float(np.mean((images_uint8 == 0) | (images_uint8 == 255)))
+
+
+strong = {w: to_uint8(guidance.sample_guided(config, model, jax.random.key(4), [7] * 16, w, **SAMPLER))
+          for w in (1.0, 20.0)}
+for w, imgs in strong.items():
+    print(f"w = {w:g}: {saturated(imgs):.0%} of the pixels at black or white")
+assert saturated(strong[20.0]) > saturated(strong[1.0]) + 0.1
+
+# %% [markdown]
+# **3.** Guidance only changes the noise prediction, so any sampler takes it: pass `sampler="dpm++2m", steps=20`.
+# The requested digit is read as often as with DDIM.
+
+# %%
+fast = to_uint8(guidance.sample_guided(config, model, jax.random.key(0), grid_labels, 3.0, sampler="dpm++2m",
+                                       steps=20))
+print(f"DPM-Solver++(2M), 20 steps, w = 3: {np.mean(judge.probabilities(fast).argmax(1) == grid_labels):.0%} read "
+      "as the requested digit")
+assert np.mean(judge.probabilities(fast).argmax(1) == grid_labels) > 0.8
+
+# %% [markdown]
+# **4.** One batched pass gives the three predictions; the mix is a model with the plain `model(x_t, t)` signature,
+# so the samplers of notebook 08 run it unchanged. The check: with one weight at 0 it is ordinary guidance.
+# For 1 and 7 (with $w_a = w_b = 2$) you get strokes that are both: a 7 with a long straight stem, a 1 with a bar.
+
+# %%
+from nanoddpm_utils.sample import sampling_loop
+
+
+class TwoDigits(eqx.Module):
+    model: eqx.Module
+    a: int = eqx.field(static=True)
+    b: int = eqx.field(static=True)
+    w_a: float = eqx.field(static=True)
+    w_b: float = eqx.field(static=True)
+
+    def __call__(self, x_t, t, *, key=None):
+        labels = jnp.array([self.a, self.b, self.model.null_label])
+        eps_a, eps_b, eps_u = jax.vmap(lambda c: self.model(x_t, t, c))(labels)
+        return eps_u + self.w_a * (eps_a - eps_u) + self.w_b * (eps_b - eps_u)
+
+
+for w_a, w_b, c in ((3.0, 0.0, 7), (0.0, 3.0, 1)):  # one weight at 0: ordinary guidance towards the other digit
+    np.testing.assert_allclose(TwoDigits(model, 7, 1, w_a, w_b)(x, 10), guidance.guided_eps(model, x, 10, c, 3.0),
+                               atol=1e-5)
+loop, schedule, shape, kwargs = sampling_loop(config, 8, **SAMPLER)
+both = to_uint8(loop(TwoDigits(model, 1, 7, 2.0, 2.0), schedule, jax.random.key(5), shape, **kwargs))
+plt.figure(figsize=(8, 1.2))
+plt.imshow(np.concatenate(list(both[..., 0]), axis=1), cmap="gray", vmin=0, vmax=255)
+plt.axis("off"), plt.title("guided towards 1 and 7 at once")
+plt.show()
+
+# %% [markdown]
 # **Next:** the appendix, [A1 — JAX speed](A1_jax_speed.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/A1_jax_speed.ipynb) ·
-# or back to the start: [01 — The forward process](01_forward_process.ipynb)
+# or back to the start: [00 — Diffusion in 2-D](00_diffusion_in_2d.ipynb)
