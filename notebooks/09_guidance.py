@@ -23,7 +23,7 @@
 # - how a label enters the UNet: a learned embedding added to the time embedding, with one extra row meaning "no label";
 # - label dropout: one network, two models;
 # - the guidance formula from Bayes' rule: the difference of the two predictions is an implicit classifier's gradient,
-#   and why the guided field is not the score of any one distribution;
+#   and why the guided field is not the score of the sharpened distribution, noised;
 # - a grid of digits by class and guidance scale, and a widget to explore it;
 # - the trade-off measured with the judges of [notebook 07](07_evaluation.ipynb): how often the requested digit is
 #   read, how far each digit's samples are from the real ones, and precision against recall, as $w$ grows.
@@ -352,7 +352,8 @@ assert rec[TRADE_WS[-1]] < rec[1.0] - 0.15  # strong guidance covers less of the
 # - By Bayes' rule their difference is an implicit classifier's gradient; the guided prediction
 #   $\epsilon_\theta(x_t, t) + w(\epsilon_\theta(x_t, t, c) - \epsilon_\theta(x_t, t))$ follows
 #   $\nabla \log p(x_t) + w\,\nabla \log p(c \mid x_t)$ ($w = 0$ unconditional, $w = 1$ conditional; the paper's
-#   $w' = w - 1$), in any sampler. For $w \ne 0, 1$ that field is not the score of any one noised distribution.
+#   $w' = w - 1$), in any sampler. For $w \ne 0, 1$ that field is not the score of $p(x)\,p(c \mid x)^w$ noised to
+#   level $t$: guidance is a heuristic, not an exact sampler of that distribution.
 # - Larger $w$: the requested digit more often, at the cost of variety within the class (recall falls, the per-class
 #   Fréchet distance rises again).
 #
