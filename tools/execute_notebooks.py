@@ -299,9 +299,6 @@ def main(argv=None) -> int:
     parser.add_argument("--list-stale", action="store_true", help="name the stale notebooks and why; run nothing")
     args = parser.parse_args(argv)
 
-    if not args.list_stale and sync.main(["--check"]) != 0:
-        print("the notebooks are out of step with their .py files: run python tools/sync_notebooks.py first")
-        return 2
     pys = sorted(NOTEBOOKS.glob("*.py"))
     unknown = set(args.names) - {p.stem for p in pys}
     if unknown:
@@ -316,6 +313,9 @@ def main(argv=None) -> int:
         if args.list_stale or not pys:
             print(f"{len(pys)} stale notebook(s)" + (": run python tools/execute_notebooks.py --stale" if pys else ""))
             return 1 if args.list_stale and pys else 0
+    if sync.main(["--check", *(p.stem for p in pys)]) != 0:  # only the notebooks about to run
+        print("these notebooks are out of step with their .py files: run python tools/sync_notebooks.py first")
+        return 2
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
 
