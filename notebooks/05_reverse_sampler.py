@@ -267,7 +267,7 @@ class GaussianDenoiser(eqx.Module):
 
 
 def chain_marginals(mu, s, variance):
-    """Mean and variance of the chain's x_t, t = 0 .. T, in float64; variance: "fixedlarge", "fixedsmall" or T sigma_t^2."""
+    """Mean and variance of the chain's x_t for t = 0 .. T (float64); variance: a name or T values of sigma_t^2."""
     if isinstance(variance, str):
         sigma2 = betas if variance == "fixedlarge" else betas * (1.0 - abar_prev) / (1.0 - abar)
     else:
@@ -348,7 +348,7 @@ axes[2].axhline(1.0, color="k", ls="--", lw=1)
 axes[2].axvline(S_DATA, color="grey", ls=":", lw=1)
 axes[0].set(xlabel="pixel value", title="x_0: sampled, and the recursion's Gaussian (lines)")
 axes[1].set(xlabel="t", ylabel="std of x_t", xscale="log", title="std along the chain (lines: the recursion)")
-axes[2].set(xlabel="width s of the data", ylabel="var(x_0) / s^2", xscale="log", title="final variance of the chain / the data's")
+axes[2].set(xlabel="width s of the data", ylabel="var(x_0) / s^2", xscale="log", title="the chain's final variance / the data's")
 for ax in axes:
     ax.legend(fontsize=8)
 fig.tight_layout()
@@ -376,7 +376,7 @@ final, traj = sample.p_sample_loop(model, schedule, jax.random.key(7), (n_traj, 
 
 @eqx.filter_jit
 def predicted_x0(model, x_t, t):
-    """The network's guess of x_0 from the paper's x_t (made by the 0-indexed step t - 1), clipped like the sampler's."""
+    """The network's clipped guess of x_0 from the paper's x_t (made by the 0-indexed step t - 1)."""
     s = jnp.maximum(t - 1, 0)
     eps = jax.vmap(lambda x: model(x, s))(x_t)
     return jnp.clip(jax.vmap(lambda x, e: predict_x0_from_eps(schedule, x, s, e))(x_t, eps), -1.0, 1.0)
@@ -470,10 +470,11 @@ v_best = None  # exercise 2: your v, between 0 and 1
 # %% [markdown]
 # ## Solutions
 #
-# 1. SOLUTION_1
-# 2. More noise per step ends with a larger variance, so the end variance grows with $v$ and a bracketing root finder
-#    (`scipy.optimize.brentq`) finds it: for the linear schedule with $T = 1000$, $v \approx 0.84$, nearer $\beta_t$.
-#    The cell checks your $v$, or this one if you left `None`.
+# 1. Section 2's comparison with the package fails first, for both mistakes (the package is right). Section 4 catches
+#    them on its own, by hundreds of standard errors: $\sigma_t = \beta_t$ adds far too little noise, so the chain's
+#    variance falls short; the wrong $\epsilon$ coefficient removes too much predicted noise and pulls the mean off.
+# 2. The end variance grows with $v$ (more noise per step), so a bracketing root finder (`scipy.optimize.brentq`) finds
+#    it: $v \approx 0.84$ for $T = 1000$, nearer $\beta_t$. The cell below checks your $v$, or this one if you left `None`.
 
 # %%
 def end_variance(v):
