@@ -63,7 +63,6 @@ from jax.scipy.special import logsumexp
 from jax.scipy.stats import norm
 
 from nanoddpm_utils import viz
-from nanoddpm_utils.diffusion import q_sample
 from nanoddpm_utils.embedding import timestep_embedding
 from nanoddpm_utils.schedule import make_schedule
 
@@ -81,7 +80,7 @@ print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE
 def spiral(n, seed):
     """n points along a spiral arm, each coordinate with a spread of about 1; returns (points, position on the arm)."""
     rng = np.random.default_rng(seed)
-    u = np.sqrt(rng.uniform(0.05, 1.0, n))  # position along the arm, denser towards the outside
+    u = np.sqrt(rng.uniform(0.05, 1.0, n))  # position along the arm (more points on the longer outer turns)
     angle = 3.5 * np.pi * u
     x = np.stack([u * np.cos(angle), u * np.sin(angle)], axis=1) + 0.03 * rng.standard_normal((n, 2))
     return jnp.asarray(x / 0.5, jnp.float32), u
@@ -102,12 +101,11 @@ print("training set:", x_train.shape, "std per coordinate:", np.round(x_train.st
 #   b_t = \sqrt{1 - \bar\alpha_t},\quad \bar\alpha_t = \textstyle\prod_{s \le t} \alpha_s,$$
 # that is, $x_t = a_t x_0 + b_t \varepsilon$ with $\varepsilon \sim \mathcal N(0, I)$: shrink the data, add noise.
 #
-# **How many steps?** The paper uses $T = 1000$ with $\beta_t$ rising linearly from $10^{-4}$ to $0.02$. The
-# reverse process will walk back in $T$ steps, one network call each, so fewer steps are cheaper; the price is
-# that each step is bigger, and a big step is harder to undo with a Gaussian. In two dimensions $T = 200$ is
-# plenty. With $5\times$ fewer steps we take $5\times$ bigger $\beta_t$ (as Nichol &
-# Dhariwal 2021 do), so that $\bar\alpha_t \approx e^{-\sum_s \beta_s}$ follows the same curve against $t/T$
-# as the paper's and ends as close to pure noise.
+# **How many steps?** The paper uses $T = 1000$, $\beta_t$ rising linearly from $10^{-4}$ to $0.02$. Sampling
+# walks back in $T$ steps, one network call each: fewer steps are cheaper, but each is bigger and harder to undo
+# with a Gaussian. In two dimensions $T = 200$ is plenty. With $5\times$ fewer steps we take $5\times$ bigger
+# $\beta_t$ (as Nichol & Dhariwal 2021 do), so that $\bar\alpha_t \approx e^{-\sum_s \beta_s}$ follows the
+# paper's curve against $t/T$ and ends as close to pure noise.
 
 # %%
 T = 200
@@ -117,8 +115,8 @@ a, b = schedule.sqrt_alphas_cumprod, schedule.sqrt_one_minus_alphas_cumprod  # a
 print(f"beta from {betas[0]:.4f} to {betas[-1]:.2f};  alphabar_T = {schedule.alphas_cumprod[-1]:.1e}")
 
 # %% [markdown]
-# The code counts steps from 0, as the official code does: index `t` holds the paper's step $t + 1$. Below, each
-# point of the training set is coloured by where it sits on the arm; watch the colours mix as the cloud melts.
+# The code counts steps from 0, as the official code does: index `t` is the paper's step $t + 1$. Each point is
+# coloured by where it sits on the arm; watch the colours mix as the cloud melts.
 
 # %%
 def noised(x0, t, key):
@@ -146,8 +144,7 @@ for t in [9, 49, 99, 199]:
     x_t = noised(copies, t, jax.random.key(t))
     expected = a[t] ** 2 * jnp.cov(x_train.T) + b[t] ** 2 * jnp.eye(2)
     assert jnp.abs(jnp.cov(x_t.T) - expected).max() < 0.05, (t, jnp.cov(x_t.T), expected)
-    assert jnp.allclose(x_t, q_sample(schedule, copies, t, (x_t - a[t] * copies) / b[t]), atol=1e-5)
-print("Cov(x_t) = a_t^2 Cov(x_0) + b_t^2 I at paper steps 10, 50, 100, 200; same x_t as the package's q_sample")
+print("Cov(x_t) = a_t^2 Cov(x_0) + b_t^2 I at paper steps 10, 50, 100, 200")
 
 # %% [markdown]
 # ## 3. Learning to predict the noise
@@ -206,7 +203,8 @@ for step in range(STEPS):
     model, opt_state, loss = train_step(model, opt_state, jax.random.fold_in(key, step))
     losses.append(loss)
 losses = np.asarray(jnp.stack(losses))
-print(f"{STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[:100].mean():.3f} -> {losses[-500:].mean():.3f}")
+print(f"{STEPS} steps in {time.perf_counter() - start:.1f} s; "
+      f"loss {losses[:100].mean():.3f} (first 100 steps) -> {losses[-500:].mean():.3f} (last 500)")
 
 # %% [markdown]
 # The loss falls quickly, then stays well above zero. It must: a noisy point $x_t$ could have come from many
@@ -279,40 +277,45 @@ assert all(rel[k] < 0.05 for k in [50, 100, 200]), rel
 
 # %% [markdown]
 # From step 50 on, the network's noise is within 5% of the best possible one. At the smallest steps it is further
-# off: there $\varepsilon^*$ changes over distances of about $b_t$, a few times the thickness of the arm, and a
-# small network fits such sharp detail last (the error at these steps keeps falling the longer it trains). Not all
-# of that detail is worth learning, though: the exact $\varepsilon^*$ describes *these* 1000 points and nothing
-# else, and exercise 1 shows what a model that followed it perfectly would produce.
+# off: there $\varepsilon^*$ changes over distances of about $b_t$, and a small network fits such sharp detail
+# last (train longer and these errors keep falling). Not all of it is worth learning, though: $\varepsilon^*$
+# describes *these* 1000 points and nothing else; exercise 1 shows what following it exactly would produce.
 #
-# Here are the two fields as arrows. We draw $b_t \cdot$score $= -\varepsilon$, which has the same scale at every
-# step (the score itself grows like $1/b_t^2$); the grey cloud is $q_t$. Move the slider in a live notebook.
+# Here are the two fields as arrows. The score itself grows like $1/b_t^2$, so we draw $b_t^2 \nabla_x \log q_t(x) =
+# -b_t\,\varepsilon$ instead: since $x = a_t x_0 + b_t \varepsilon$, it is the arrow from $x$ to $a_t \hat x_0$, the
+# average position of the (shrunk) clean point given $x$; drawn at a third of its length. The grey cloud is $q_t$.
+# Move the slider in a live notebook.
 
 # %%
-grid = jnp.stack(jnp.meshgrid(jnp.linspace(-2.6, 2.6, 17), jnp.linspace(-2.6, 2.6, 17)), -1).reshape(-1, 2)
+grid = jnp.stack(jnp.meshgrid(jnp.linspace(-2.6, 2.6, 15), jnp.linspace(-2.6, 2.6, 15)), -1).reshape(-1, 2)
 
 
 def draw_fields(steps):
-    """Learned (top row) and exact (bottom row) -eps on the grid, one column per paper step."""
-    fig, axes = plt.subplots(2, len(steps), figsize=(3.2 * len(steps), 6.4), squeeze=False)
+    """Learned (top row) and exact (bottom row) -b_t eps on the grid, one column per paper step."""
+    fig, axes = plt.subplots(2, len(steps), figsize=(2.8 * len(steps), 5.6), squeeze=False)
     for col, k in zip(axes.T, steps):
         cloud = noised(x_train, k - 1, jax.random.key(k))
-        for ax, eps_fn, name in [(col[0], model, "learned $-\\varepsilon_\\theta$"),
-                                 (col[1], exact_eps, "exact $-\\varepsilon^*$")]:
-            arrows = -jax.vmap(eps_fn, in_axes=(0, None))(grid, k - 1)
-            ax.scatter(cloud[:, 0], cloud[:, 1], s=1, color="0.75")
-            ax.quiver(grid[:, 0], grid[:, 1], arrows[:, 0], arrows[:, 1], scale=40, width=0.006, color="C0")
+        for ax, eps_fn, name in [(col[0], model, "learned $-b_t\\varepsilon_\\theta$"),
+                                 (col[1], exact_eps, "exact $-b_t\\varepsilon^*$")]:
+            arrows = -b[k - 1] * jax.vmap(eps_fn, in_axes=(0, None))(grid, k - 1)  # from x to a_t x0_hat
+            ax.scatter(cloud[:500, 0], cloud[:500, 1], s=1, color="0.7")
+            ax.quiver(grid[:, 0], grid[:, 1], arrows[:, 0], arrows[:, 1], angles="xy", scale_units="xy", scale=3,
+                      width=0.006, color="C0")
             ax.set(xlim=(-2.9, 2.9), ylim=(-2.9, 2.9), xticks=[], yticks=[], aspect="equal", title=f"{name}, t = {k}")
     return fig
 
 
-viz.interactive_figure(lambda t: draw_fields([t]), static=lambda: draw_fields([10, 30, 60, 120]),
-                       t=([5, 10, 20, 30, 45, 60, 90, 120, 160, 200], 30))
+viz.interactive_figure(lambda t: draw_fields([t]), static=lambda: draw_fields([3, 8, 20, 50]),
+                       t=([1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 60, 100, 200], 5))
 
 # %% [markdown]
-# At large $t$ both fields point to the middle: the data are a blur. As $t$ falls, the arrows bend to follow the
-# arm, and near the end they point straight at it. Denoising *is* following this field. On images the field lives
-# in $64$ (digits) or $3072$ (CIFAR-10) dimensions and cannot be drawn, but it is the same object: notebooks 03 and
-# 04 build and train the network that learns it.
+# At large $t$ both fields point to the middle: the data are a blur, and the best guess of $x_0$ is their mean. As
+# $t$ falls, the arrows bend towards the arm. Near the data the two fields agree; far from it, at small $t$, the
+# learned arrows shrink to almost nothing. No noised training point ever lands there at those steps, so
+# $L_\text{simple}$ never teaches the network anything about those places. That is one reason to train on many
+# noise levels (Song & Ermon 2019): at large $t$ the noise carries points everywhere, and sampling starts there.
+# On images the field lives in 64 (digits) or 3072 (CIFAR-10) dimensions and cannot be drawn, but it is the same
+# object: notebooks 03 and 04 build and train the network that learns it.
 #
 # ## 5. The reverse process: following the field back
 #
@@ -348,35 +351,42 @@ samples = trajectory[-1]
 print(f"1000 samples, {T} steps each, in {time.perf_counter() - start:.1f} s")
 
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4.3))
-for i in range(40):  # 40 trajectories, each from its x_T (circle) to its sample x_0 (dot)
-    ax1.plot(trajectory[:, i, 0], trajectory[:, i, 1], lw=0.6, color=plt.cm.viridis(i / 40), alpha=0.7)
-ax1.scatter(trajectory[-1, :40, 0], trajectory[-1, :40, 1], s=12, color="k", zorder=3)
-ax1.scatter(trajectory[0, :40, 0], trajectory[0, :40, 1], s=12, facecolor="none", edgecolor="0.4", zorder=3)
-ax1.set_title(f"40 reverse trajectories: $x_{{{T}}}$ (circles) to $x_0$ (dots)")
-ax2.scatter(x_held_a[:, 0], x_held_a[:, 1], s=2, color="0.6", label="held-out data")
-ax2.scatter(samples[:, 0], samples[:, 1], s=2, color="C3", label="samples")
-ax2.set_title("1000 samples against 1000 held-out points")
-ax2.legend(loc="lower right", markerscale=4)
+shown = [200, 100, 50, 20, 10, 5, 2, 0]  # paper steps
+final_angle = np.arctan2(samples[:, 1], samples[:, 0])  # colour each point by where it ends up
+fig, axes = plt.subplots(1, len(shown), figsize=(2 * len(shown), 2.3))
+for ax, k in zip(axes, shown):
+    ax.scatter(trajectory[T - k, :, 0], trajectory[T - k, :, 1], c=final_angle, s=2, cmap="twilight")
+    ax.set(xlim=(-3, 3), ylim=(-3, 3), xticks=[], yticks=[], aspect="equal", title=f"$x_{{{k}}}$")
+fig.suptitle("The reverse process $p_\\theta$, from noise to data (each point coloured by where it ends)", y=1.02)
+plt.show()
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 4))
+ax1.scatter(x_held_a[:, 0], x_held_a[:, 1], s=2, color="0.6")
+for i in range(6):  # 6 trajectories (every 10th step), from x_T (circle) to their sample x_0 (dot)
+    path = trajectory[::10, i]
+    ax1.plot(path[:, 0], path[:, 1], lw=1, color=f"C{i}")
+    ax1.scatter(*path[0], s=25, facecolor="none", edgecolor=f"C{i}")
+    ax1.scatter(*path[-1], s=25, color=f"C{i}", zorder=3)
+ax1.set_title("6 reverse paths over the held-out data")
+ax2.scatter(samples[:, 0], samples[:, 1], s=2, color="C3")
+ax2.set_title("1000 samples")
 for ax in (ax1, ax2):
     ax.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal", xticks=[], yticks=[])
 plt.show()
 
-# %% [markdown]
-# The same 400 points, step by step (an animated image: it plays wherever the notebook is shown):
-
 # %%
-fig, ax = plt.subplots(figsize=(3.6, 3.6))
+fig, ax = plt.subplots(figsize=(3.2, 3.2))  # the same chain, 300 points, as an animated image
 ax.scatter(x_held_a[:, 0], x_held_a[:, 1], s=1, color="0.85")
-dots = ax.scatter(trajectory[0, :400, 0], trajectory[0, :400, 1], s=3, color="C3")
+dots = ax.scatter(trajectory[0, :300, 0], trajectory[0, :300, 1], s=4, c=final_angle[:300], cmap="twilight",
+                  antialiased=False)  # few distinct colours: a smaller animated image
 ax.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal", xticks=[], yticks=[])
 frames = []
-for k in list(range(T, 40, -8)) + list(range(40, -1, -2)):  # paper step k; slower near the end, where it happens
-    dots.set_offsets(np.asarray(trajectory[T - k, :400]))
+for k in list(range(T, 40, -16)) + list(range(40, -1, -3)):  # paper step k; slower near the end, where it happens
+    dots.set_offsets(np.asarray(trajectory[T - k, :300]))
     ax.set_title(f"$x_{{{k}}}$")
-    frames.append(viz.frame_png(fig, dpi=72))
+    frames.append(viz.frame_png(fig, dpi=64))
 plt.close(fig)
-display(Image(data=viz.animated_png(frames, duration=80), format="png"))
+display(Image(data=viz.animated_png(frames, duration=110), format="png"))
 
 # %% [markdown]
 # Do the samples look like the data? Eyes are easily fooled, so we measure. The **energy distance** between two
@@ -435,13 +445,11 @@ def check_exercises():
                     [("exact score", exact_samples), ("network", samples), ("held-out B", x_held_b)]}
         print("mean distance to the nearest training point:", {k: round(v, 4) for k, v in to_train.items()})
         assert to_train["exact score"] < 0.7 * to_train["held-out B"], "not quite: use exact_eps, not the network"
-    if gaussian_eps is not None:
-        mu, s = jnp.array([0.5, -1.0]), 0.7
-        for t in [0, 50, 199]:
-            def log_q_gauss(x):  # the marginal of a_t x_0 + b_t eps, written as a density, differentiated
-                return jnp.sum(norm.logpdf(x, loc=a[t] * mu, scale=jnp.sqrt(a[t] ** 2 * s**2 + b[t] ** 2)))
-            for x in xs[:10]:
-                assert jnp.allclose(gaussian_eps(x, t, mu, s), -b[t] * jax.grad(log_q_gauss)(x), atol=1e-5), t
+    if gaussian_eps is not None:  # against -b_t times the gradient of log N(x; a_t mu, (a_t^2 s^2 + b_t^2) I)
+        mu, s, t = jnp.array([0.5, -1.0]), 0.7, 30
+        score_gauss = jax.grad(lambda x: jnp.sum(norm.logpdf(x, a[t] * mu, jnp.sqrt(a[t] ** 2 * s**2 + b[t] ** 2))))
+        for x in xs[:10]:
+            assert jnp.allclose(gaussian_eps(x, t, mu, s), -b[t] * score_gauss(x), atol=1e-5), "not quite"
         print("gaussian_eps: correct")
 
 
@@ -478,8 +486,8 @@ check_exercises()
 #   ([arXiv:1907.05600](https://arxiv.org/abs/1907.05600)): the score view, with Langevin sampling.
 # - Song et al. (2021), *Score-Based Generative Modeling through SDEs*
 #   ([arXiv:2011.13456](https://arxiv.org/abs/2011.13456)): the forward and reverse processes in continuous time.
-# - Holderrieth & Erives, *An Introduction to Flow Matching and Diffusion Models* (MIT 6.S184,
-#   [arXiv:2506.02070](https://arxiv.org/abs/2506.02070)): lecture notes and labs that also start in 2-D.
+# - MIT 6.S184, *An Introduction to Flow Matching and Diffusion Models*
+#   ([arXiv:2506.02070](https://arxiv.org/abs/2506.02070)): lecture notes and labs that also start in 2-D.
 #
 # **Next:** [01 — The forward process: turning images into noise](01_forward_process.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/01_forward_process.ipynb)
