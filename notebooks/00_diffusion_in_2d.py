@@ -16,7 +16,7 @@
 # Part 0 of **nanoJaxDDPM**, a course that rebuilds *Denoising Diffusion Probabilistic Models*
 # (Ho, Jain & Abbeel 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)) from scratch in JAX.
 #
-# Before images, points. Here the data are a few hundred points in the plane, so every quantity of a diffusion
+# Before images, points. Here the data are a thousand points in the plane, so every quantity of a diffusion
 # model can be *drawn*, and the best possible answer the network could learn is known in closed form. The rest of
 # the course does the same things on images, where neither is possible.
 #
@@ -207,7 +207,7 @@ print(f"{STEPS} steps in {time.perf_counter() - start:.1f} s; "
       f"loss {losses[:100].mean():.3f} (first 100 steps) -> {losses[-500:].mean():.3f} (last 500)")
 
 # %% [markdown]
-# The loss falls quickly, then stays well above zero. It must: a noisy point $x_t$ could have come from many
+# The loss falls, then stays well above zero. It must: a noisy point $x_t$ could have come from many
 # $(x_0, \varepsilon)$ pairs, so the noise cannot be read off it exactly. The best any network can do is the
 # *average* noise given $x_t$, $\varepsilon^*(x_t, t) = \mathbb E[\varepsilon \mid x_t]$ (the minimiser of a
 # squared error is a conditional mean). For a finite data set we can compute it exactly, and it has another name.
