@@ -21,7 +21,9 @@
 # 3. the sampler (Algorithm 2) as one `lax.scan`, against a Python loop;
 # 4. convolutions inside a loop on XLA:CPU: channels-first or channels-last, XLA's convolution or a matmul
 #    (im2col), and the open issue [jax-ml/jax#12868](https://github.com/jax-ml/jax/issues/12868);
-# 5. how the package compares with a PyTorch implementation of the same model.
+# 5. buffer donation: the training step writes the new state into the old state's memory;
+# 6. the persistent compilation cache: compiled programs kept on disk, so a restarted kernel skips compiling;
+# 7. how the package compares with a PyTorch implementation of the same model.
 #
 # Every timing below is measured live, in the cell, on whatever you run it on (a laptop CPU, a Colab GPU or TPU),
 # and every comparison first checks that both forms computed the same numbers: a faster wrong answer is no answer.
@@ -50,6 +52,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import os
+import tempfile
 import time
 
 import equinox as eqx
@@ -64,9 +67,6 @@ from nanoddpm_utils.data import get_batch, load_digits
 from nanoddpm_utils.layers import conv2d_matmul
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
-# Keep compiled programs on disk, so that a rerun (or a restarted kernel) skips the compilations.
-jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/nanoddpm/jax"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 BACKEND = jax.default_backend()
 print(f"jax {jax.__version__} on {BACKEND} ({jax.devices()[0].device_kind}); smoke mode: {SMOKE}")
 
@@ -266,7 +266,6 @@ bar_chart(["Python loop", "one lax.scan"], [t_python, t_scan_s], f"{n_img} sampl
 # %%
 # The same chain: the same images, step for step (float32 rounding differs a little between the two programs).
 np.testing.assert_allclose(x_python, x_scan, atol=1e-3)
-assert float(jnp.std(x_scan)) > 0.1  # real images came out, not a constant
 
 # %% [markdown]
 # ## 4. Convolutions inside a loop on XLA:CPU
@@ -418,7 +417,79 @@ for form, (_, _, w_loop, w_scan) in conv_results.items():
 # The package keeps images channels-last throughout (`(H, W, C)` per example): section 4a shows it is the layout
 # whose forward convolution stays fast in a loop, and im2col stacks its shifted copies along the last axis.
 #
-# ## 5. Against PyTorch
+# ## 5. Buffer donation
+#
+# A training step reads the state (weights, EMA, Adam's two moments: four copies of the weights) and returns a new
+# one of the same shapes. Without help, XLA allocates the new state beside the old, and the old lives on until
+# Python drops it: twice the memory at the peak, and fresh allocations at every step. `train.make_train_step`
+# **donates** its state argument (`eqx.filter_jit(donate="all-except-first")`): XLA may write the outputs into the
+# inputs' buffers, and JAX marks the donated arrays as deleted, so that nobody reads memory that now holds the new
+# state. That is why the cells above copy `state0` (`copy_tree`) before each call: the step would otherwise consume
+# it. Here is what donation does to one call:
+
+# %%
+def arrays(tree):
+    return [x for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
+
+
+state_in = copy_tree(state0)
+pointers_in = {x.unsafe_buffer_pointer() for x in arrays(state_in)}  # where each input array lives in memory
+state_out, _ = train_step(data, state_in)
+deleted = sum(x.is_deleted() for x in arrays(state_in))
+reused = sum(x.unsafe_buffer_pointer() in pointers_in for x in arrays(state_out))
+print(f"{deleted} of the {len(arrays(state_in))} input arrays were donated (deleted); "
+      f"{reused} of the {len(arrays(state_out))} output arrays live in their memory")
+try:
+    float(jnp.sum(arrays(state_in)[0]))
+except RuntimeError as e:
+    print("reading a donated array:", str(e).splitlines()[0])
+
+# %%
+assert deleted == len(arrays(state_in))  # the whole state was handed over ...
+assert reused > len(arrays(state_out)) // 2  # ... and most of the new state was written in place
+
+# %% [markdown]
+# ## 6. The persistent compilation cache
+#
+# The first call of a jitted function traces it and has XLA compile it: seconds for this small model, minutes for
+# the paper's UNet. The program is kept in memory for later calls, but a restarted kernel starts with nothing. JAX
+# can also keep compiled programs in a **cache on disk**, keyed by the program, the device and the versions, and
+# load them instead of compiling. Two settings turn it on: the folder, and the shortest compilation worth keeping
+# (notebook 06 sets them for its long runs). Here it goes to a fresh folder: a cold compilation, then
+# `jax.clear_caches()` empties the memory as a restart would, and the same step, built anew, is loaded from disk.
+
+# %%
+cache_dir = tempfile.mkdtemp(prefix="jax-cache-")
+jax.config.update("jax_compilation_cache_dir", cache_dir)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # keep every program, for this experiment
+cache_events = []  # JAX reports each cache lookup as an event: a miss (compile, then write) or a hit (load)
+jax.monitoring.register_event_listener(lambda name, **kwargs: cache_events.append(name.split("/")[-1]))
+step_copy = copy_tree(state0)
+
+
+def first_call_seconds():
+    """Seconds of the first call of a newly built training step (compile or load, then one step); cache events."""
+    state = copy_tree(step_copy)  # (copying compiles small programs too: outside the count)
+    n, start = len(cache_events), time.perf_counter()
+    jax.block_until_ready(train.make_train_step(config)(data, state))
+    return time.perf_counter() - start, cache_events[n:]
+
+
+t_cold, events_cold = first_call_seconds()
+jax.clear_caches()  # forget every compiled program held in memory, as a restarted kernel would
+t_disk, events_disk = first_call_seconds()
+jax.config.update("jax_compilation_cache_dir", None)  # no disk cache for the rest of this notebook
+print(f"first call, compiled: {t_cold:.1f} s ({events_cold.count('cache_misses')} programs compiled and written); "
+      f"after clearing the memory: {t_disk:.1f} s ({events_disk.count('cache_hits')} loaded from disk, "
+      f"{events_disk.count('cache_misses')} compiled)")
+print("programs on disk:", sorted({name.split("-")[0] for name in os.listdir(cache_dir)}))
+
+# %%
+assert any(name.startswith("jit_train_step") for name in os.listdir(cache_dir))  # the step's program was kept ...
+assert events_disk.count("cache_hits") >= events_cold.count("cache_misses") >= 1  # ... and loaded, not compiled
+
+# %% [markdown]
+# ## 7. Against PyTorch
 #
 # `make bench` (`bench/run_all.py`) times the package's train step and sampler beside the model a PyTorch user
 # would pick instead: diffusers' `UNet2DModel` in the same architecture (the same parameter count for every preset,
@@ -438,8 +509,9 @@ for form, (_, _, w_loop, w_scan) in conv_results.items():
 #
 # ## Exercises
 #
-# 1. **Donation.** `train.make_train_step` donates its input state (`donate="all-except-first"`). Call the step on
-#    a state and then try to read the old state's weights: what happens, and why does `copy_tree` exist above?
+# 1. **Donation costs a copy when you keep the input.** Section 5's step consumed its input. Time 20 calls of
+#    `train_step` on one state passed along (`state, _ = train_step(data, state)`) against 20 calls that keep
+#    their input alive (`train_step(data, copy_tree(state))`). What does keeping the old state cost per step?
 # 2. **Where the loop pays.** Rerun section 2 with `K` = 1, 5, 25 and 100 (`train.make_train_steps(config, K)`)
 #    and plot ms per step against K. Where does the curve flatten on your machine, and what is the fixed cost
 #    per call that it reveals?
@@ -457,5 +529,44 @@ for form, (_, _, w_loop, w_scan) in conv_results.items():
 #   to see how close to your machine's peak a step runs.
 # - Mixed precision: `TrainConfig.compute_dtype` (bfloat16 activations on GPU/TPU) in `nanoddpm_utils/train.py`.
 #
-# **Back to the course:** [01 — The forward process](01_forward_process.ipynb) ·
-# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/01_forward_process.ipynb)
+# ## Solutions
+#
+# 1. ```python
+#    state = copy_tree(state0)
+#    passed, _ = seconds_per_step(train_step, state, 20)  # each call consumes the state the last one returned
+#    kept, _ = seconds_per_step(lambda d, s: (s, train_step(d, copy_tree(s))[1]), copy_tree(state0), 20)
+#    print(f"{1e3 * passed:.1f} ms/step passing the state along, {1e3 * kept:.1f} ms/step keeping the input")
+#    ```
+#    The second form copies the whole state (four copies of the weights) before every step; the difference is the
+#    cost of that copy and of the fresh allocations, small for this model on a CPU, larger relative to a step for
+#    big models on an accelerator, where memory is also what limits the batch size.
+# 2. ```python
+#    Ks, ms = [1, 5, 25, 100], []
+#    for k in Ks:
+#        steps_k = train.make_train_steps(config, k)
+#        best = min(timed(lambda: steps_k(data, copy_tree(state0)))[0] for _ in range(3))  # timed: section 3
+#        ms.append(1e3 * best / k)
+#    plt.plot(Ks, ms, "o-"), plt.xscale("log"), plt.xlabel("K"), plt.ylabel("ms per step"), plt.show()
+#    ```
+#    If a call costs $c$ (dispatch, the return to Python) plus $s$ per step, a step costs $s + c/K$: the curve falls
+#    as $1/K$ and flattens at $s$, and $c \approx$ (ms per step at K = 1) − (at K = 100).
+# 3. ```python
+#    def unrolled(model, schedule, key, shape):
+#        k_init, k_loop = jax.random.split(key)
+#        x = jax.random.normal(k_init, shape)
+#        for t in range(schedule.num_timesteps - 1, -1, -1):  # a Python loop: T copies in the traced program
+#            keys = jax.random.split(jax.random.fold_in(k_loop, t), shape[0])
+#            x = jax.vmap(lambda xi, k: sample.p_sample(model, schedule, xi, t, k))(x, keys)
+#        return x
+#    for T_ in (50, 200):
+#        sch = train.schedule_for(config.replace(diffusion={"num_timesteps": T_}))
+#        f = eqx.filter_jit(unrolled)
+#        start = time.perf_counter(); x_u = jax.block_until_ready(f(sampler_model, sch, key, shape))
+#        print(T_, f"{time.perf_counter() - start:.1f} s")
+#        np.testing.assert_allclose(x_u, sample.p_sample_loop(sampler_model, sch, key, shape), atol=1e-3)
+#    ```
+#    The unrolled program's compile time grows about in proportion to $T$ (XLA compiles $T$ copies of the network);
+#    `p_sample_loop`'s scan compiles the body once, so its compile time barely depends on $T$.
+#
+# **Back to the course:** [00 — Diffusion in two dimensions](00_diffusion_in_2d.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/00_diffusion_in_2d.ipynb)
