@@ -408,7 +408,8 @@ assert np.mean(judge.probabilities(fast).argmax(1) == grid_labels) > 0.8
 # %% [markdown]
 # **4.** One batched pass gives the three predictions; the mix is a model with the plain `model(x_t, t)` signature,
 # so the samplers of notebook 08 run it unchanged. The check: with one weight at 0 it is ordinary guidance.
-# For 1 and 7 (with $w_a = w_b = 2$) you get strokes that are both: a 7 with a long straight stem, a 1 with a bar.
+# For 1 and 7 (with $w_a = w_b = 2$) most samples are both at once: a 1's straight stroke under a 7's bar. A few
+# become neither: the sum of two guidance directions is not the direction of any one digit.
 
 # %%
 from nanoddpm_utils.sample import sampling_loop
