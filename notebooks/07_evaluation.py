@@ -338,8 +338,8 @@ ddpm_images = to_uint8(sample.sample_images(config, model, jax.random.key(100), 
 print(f"DDPM, {T} steps: {N_SAMPLES} samples in {time.perf_counter() - start:.0f} s")
 ddim_images = to_uint8(sample.sample_images(config, model, jax.random.key(100), N_SAMPLES, sampler="ddim",
                                             steps=DDIM_STEPS))
-viz.show_images(np.concatenate([ddpm_images[:12], ddim_images[:12]]), ncols=12, size=0.8,
-                suptitle=f"top: DDPM ({T} steps); bottom: DDIM ({DDIM_STEPS} steps)")
+viz.show_images(np.concatenate([ddpm_images[:12], ddim_images[:12]]), ncols=12, size=1.1,
+                titles=[f"DDPM {T}"] + [""] * 11 + [f"DDIM {DDIM_STEPS}"] + [""] * 11)
 plt.show()
 table = evaluate.digits_quality_table(ddpm_images)  # and the DDIM row, scored against the same real digits
 table = {f"DDPM {T}": table.pop("samples"), f"DDIM {DDIM_STEPS}": evaluate.digits_quality_table(ddim_images)["samples"],
@@ -440,7 +440,7 @@ print(f"median distance to the nearest training digit: samples {np.median(copies
       f"{np.median(copies['held_out']):.2f}; samples below the test digits' 5% threshold: {100 * near:.1f}%")
 closest = np.argsort(copies["samples"])[:10]
 viz.show_images(np.concatenate([ddpm_images[closest], train_images[copies["samples_index"][closest]]]),
-                [f"{d:.2f}" for d in copies["samples"][closest]] + [""] * 10, ncols=10, size=0.9,
+                [f"{d:.2f}" for d in copies["samples"][closest]] + ["train"] * 10, ncols=10, size=0.9,
                 suptitle="the 10 samples nearest a training digit (top, with the distance) and that digit (bottom)");
 
 # %%
