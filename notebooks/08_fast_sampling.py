@@ -435,8 +435,8 @@ viz.interactive_figure(show_eta, eta=(ETAS, 0.0), static=lambda: show_eta(0.0, g
 
 # %% [markdown]
 # Read your own numbers (with $N = 200$, a few hundredths are noise): the deterministic samplers sit right of DDPM and
-# below it, more diverse and less faithful; fresh noise moves DDIM up and left, into DDPM's corner. An independent measurement on
-# this model, 500 samples per set (quoted in the course's issue 21), found precision / recall 0.93 / 0.84 for DDPM-1000,
+# below it, more diverse and less faithful; fresh noise moves DDIM up and left, into DDPM's corner. An independent
+# measurement on this model, 500 samples per set (quoted in the course's issue 21), found precision / recall 0.93 / 0.84 for DDPM-1000,
 # 0.84 / 0.91 for DDIM-50 at $\eta = 0$, 0.89 / 0.92 at $\eta = 0.5$, 0.91 / 0.86 at $\eta = 1$, 0.78 / 0.96 for
 # DPM-Solver++(2M)-20, 0.94 / 0.90 for real digits. One way to read it: the ODE maps each $x_T$ smoothly to one image, so it
 # keeps the whole spread of the noise, the regions between digits included, where a slightly wrong $\hat x_0$ is carried to
@@ -482,9 +482,10 @@ assert np.all(ddim_sigma(ab(abar, t_from), ab(abar, t_to), 1.0) ** 2 <= ab(abar,
 #
 # **1.** `answer = ("dpm", "quadratic")`. At 10 steps spacing matters as much as order: DPM-Solver++ on uniform steps is the
 # *worst* of the six (it overshoots on the long last step in $\lambda$), on quadratic steps, dense where $\lambda$ changes fastest,
-# the best. **2.** The cell below; compare the change in precision with its noise (a few hundredths with $N = 200$). **3.** With $\eta = 1$, $\sigma_t^2 = b_{t'}^2 (1 - a_t^2/a_{t'}^2)/b_t^2$, and $a_{t'} \le 1$ gives
-# $1 - a_t^2/a_{t'}^2 \le 1 - a_t^2 = b_t^2$, so $\sigma_t(1)^2 \le b_{t'}^2$; $\sigma_t(\eta)^2 = \eta^2\sigma_t(1)^2$ is smaller still. With
-# $\eta > 1$, on long steps from high noise, $b_{t'}^2 - \sigma_t^2 < 0$: the "direction pointing to $x_t$" has no real length.
+# the best. **2.** The cell below; compare the change in precision with its noise (a few hundredths with $N = 200$).
+# **3.** With $\eta = 1$, $\sigma_t^2 = b_{t'}^2 (1 - a_t^2/a_{t'}^2)/b_t^2$, and $a_{t'} \le 1$ gives $1 - a_t^2/a_{t'}^2 \le 1 - a_t^2 = b_t^2$,
+# so $\sigma_t(1)^2 \le b_{t'}^2$; $\sigma_t(\eta)^2 = \eta^2\sigma_t(1)^2$ is smaller still. With $\eta > 1$, on long steps from high
+# noise, $b_{t'}^2 - \sigma_t^2 < 0$: the "direction pointing to $x_t$" has no real length.
 
 # %%
 ts_10 = sample.ddim_timesteps(T, 10)
