@@ -21,8 +21,7 @@
 # as a weighted squared error on the predicted noise (eqs. 8–12); $L_\text{simple}$ (eq. 14) and Algorithm 1; why the
 # predicted noise is a scaled *score*; the training step as one jitted function, and the exponential moving average
 # (EMA) of the weights; a training run you watch live, and samples beside those of the model the course ships.
-# Every derivation is followed by a cell that checks it numerically: change a sign or a factor in the code (or in
-# the maths it implements) and the check fails.
+# Every derivation is followed by a cell that checks it: change a sign or a factor in the code and the check fails.
 
 # %%
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
@@ -267,14 +266,16 @@ def loss_inline(model, x0, key):
 
 
 x0 = to_model_range(data[:128])  # (128, 8, 8, 1) in [-1, 1]
-loss_ours = eqx.filter_jit(loss_inline)(state0.model, x0, jax.random.key(1))
-loss_pkg = eqx.filter_jit(train.batch_loss)(state0.model, schedule, x0, jax.random.key(1))
-print(f"L_simple at initialisation: {float(loss_ours):.4f} (inline), {float(loss_pkg):.4f} (package)")
+shipped_config, shipped_model = pretrained.load("digits")  # the course's trained model (section 7), eps_theta != 0
+losses = {name: [float(eqx.filter_jit(f)(m, *args, x0, jax.random.key(1))) for f, args in
+                 ((loss_inline, ()), (train.batch_loss, (schedule,)))]  # the same random t, eps and dropout keys
+          for name, m in (("untrained", state0.model), ("shipped", shipped_model))}
+print("L_simple (inline, package):", losses)
 
 # %%
-np.testing.assert_allclose(loss_ours, loss_pkg, rtol=1e-5)  # the same random t, eps and dropout keys
-# The UNet's last convolution starts at zero (notebook 03): eps_theta ~ 0, so the loss is E[eps^2] = 1 +- 0.016.
-assert abs(float(loss_ours) - 1.0) < 0.1
+for inline, package in losses.values():
+    np.testing.assert_allclose(inline, package, rtol=1e-5)
+assert abs(losses["untrained"][0] - 1.0) < 0.1  # last conv starts at 0 (notebook 03): eps_theta ~ 0, E[eps^2] = 1
 
 # %% [markdown]
 # ## 4. What the network learns: the score
@@ -423,7 +424,6 @@ assert history[-1]["loss"] < (0.8 if SMOKE else 0.5) * history[0]["loss"]  # it 
 # digits the judges never saw and uniform noise.
 
 # %%
-shipped_config, shipped_model = pretrained.load("digits")  # its config, and its EMA weights
 models = {f"last weights, step {live_steps}": (config, state.model), f"EMA, step {live_steps}": (config, state.ema),
           "shipped model": (shipped_config, shipped_model)}
 n_score = 64 if SMOKE else 256
@@ -444,12 +444,13 @@ frechet = {name: r["frechet"] for name, r in rows.items()}
 
 # %%
 assert frechet["shipped model"] < 2 * frechet["real digits (held out)"] and rows["shipped model"]["classes_present"] == 10
-if not TRAIN_FROM_SCRATCH:  # 3000 steps beat a short run, with or without the EMA
-    assert frechet["shipped model"] < 0.5 * min(frechet[f"EMA, step {live_steps}"], frechet[f"last weights, step {live_steps}"])
+if not SMOKE:  # the average of the last ~200 steps' weights beats the last weights
+    assert frechet[f"EMA, step {live_steps}"] < frechet[f"last weights, step {live_steps}"], frechet
 
 # %% [markdown]
-# The EMA averages away the jitter of the last weights but lags $1/(1-d) = 200$ steps behind a run still improving:
-# which wins depends on how far the run has gone. The shipped model, three times as long, is far ahead of both.
+# At this learning rate the last weights still jump from step to step; the EMA averages the jitter away (lagging
+# about $1/(1-d) = 200$ steps behind a run still improving), and after 1000 steps its Fréchet distance is far lower.
+# Precision and recall can move apart, and the Fréchet distance mixes both (notebook 07 takes the judges apart).
 #
 # ## Exercise
 #
@@ -491,10 +492,9 @@ check_exercise(steps_to_forget_solution)
 # %% [markdown]
 # ## Go further
 #
-# - The paper: sections 3.2 (score matching, Langevin dynamics) and 3.4, Table 2 (the bound against
-#   $L_\text{simple}$; try it: weigh `loss_inline` by $w_t$), Appendices A (the bound) and B (training).
-# - Score matching: Vincent (2011); Song & Ermon (2019). Learned variances: Nichol & Dhariwal (2021). Loss weights
-#   over the signal-to-noise ratio: Kingma et al. (2021, VDM); Karras et al. (2022, EDM).
+# - The paper: sections 3.2 (score matching, Langevin dynamics) and 3.4, Table 2 (the bound against $L_\text{simple}$;
+#   try it: weigh `loss_inline` by $w_t$), Appendices A (the bound) and B (training).
+# - Score matching: Vincent 2011, Song & Ermon 2019; learned variances: Nichol & Dhariwal 2021; loss weights: VDM, EDM.
 #
 # We sampled with `sample.sample_images` as a black box. **Next**, we derive it: [05 — The reverse process: sampling](05_reverse_sampler.ipynb) ·
 # [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/05_reverse_sampler.ipynb)
