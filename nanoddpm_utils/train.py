@@ -8,7 +8,6 @@ touches the host once per K steps. Algorithm 1 of the paper, per example:
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Callable
@@ -186,32 +185,6 @@ def schedule_for(config: Config) -> Schedule:
     return make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps)
 
 
-# --------------------------------------------------------------------------- the loop form, per backend
-# How ``fit`` runs its steps on each backend: (loop, conv). "scan": K steps in one lax.scan
-# (``make_train_steps``); "loop": a Python loop over the jitted single step (``make_train_step``).
-# On CPU a natively convolving step called from Python beats the scan of im2col steps (a native
-# conv cannot go inside the scan there: jax-ml/jax#12868); bench/bench_train_loop.py measures all four.
-LOOP_FORMS = {"cpu": ("loop", "xla")}
-DEFAULT_LOOP_FORM = ("scan", "auto")
-
-
-def loop_form(config: Config, backend: str | None = None) -> tuple[str, str]:
-    """``(loop, conv_impl)`` that ``fit`` trains with; a ``conv_impl`` other than "auto" in the config is kept."""
-    loop, conv = LOOP_FORMS.get(backend or jax.default_backend(), DEFAULT_LOOP_FORM)
-    return (loop, conv) if config.model.conv_impl == "auto" else ("scan", config.model.conv_impl)
-
-
-@functools.lru_cache(maxsize=8)
-def _state_structure(config: Config):
-    return jax.tree_util.tree_structure(eqx.filter_eval_shape(init_state, config, 0))
-
-
-def with_conv_impl(state: TrainState, config: Config, conv_impl: str) -> TrainState:
-    """The same arrays in a TrainState whose convolutions run as ``conv_impl`` (a static field: the structure changes)."""
-    structure = _state_structure(config.replace(model={"conv_impl": conv_impl}))
-    return jax.tree_util.tree_unflatten(structure, jax.tree_util.tree_leaves(state))
-
-
 # --------------------------------------------------------------------------- the driver
 def check_labels(config: Config, data) -> None:
     """A class-conditional config needs ``(images, labels)`` with labels in 0 .. num_classes-1; others, images."""
@@ -264,8 +237,8 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     diverged run never overwrites good weights (it raises ``DivergenceError``).
 
     Data parallel over all devices (or the first ``devices``): the state and data are
-    replicated, each batch is split over the devices (see ``parallel.py``). The loop form
-    (a ``lax.scan`` of K steps, or a Python loop over one step) is ``loop_form``'s for the backend.
+    replicated, each batch is split over the devices (see ``parallel.py``). Every backend runs the
+    same form: ``steps_per_call`` steps in one ``lax.scan`` (on CPU with im2col convolutions, layers.py).
     The grids drawn during training use DDIM with ``GRID_DDIM_STEPS`` steps (seconds, not minutes).
     """
     from tqdm.auto import tqdm
@@ -283,23 +256,11 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     check_batch_size(tc.batch_size, mesh)
     schedule = schedule_for(config)
     state = state if state is not None else init_state(config)
-    loop, conv = loop_form(config)
-    state = replicate(with_conv_impl(state, config, conv), mesh)  # trained with the convs of the loop form
+    state = replicate(state, mesh)
     data = jax.tree_util.tree_map(lambda d: put_dataset(d, mesh), data)  # images, or (images, labels)
     K = max(1, min(tc.steps_per_call, tc.log_every))
     single = make_train_step(config, schedule, mesh)
-    if loop == "scan":
-        multi = make_train_steps(config, K, schedule, mesh)
-    else:
-        def multi(data, state):
-            rows = []
-            for _ in range(K):
-                state, metrics = single(data, state)
-                rows.append(metrics)
-            return state, jax.tree_util.tree_map(lambda *m: jnp.stack(m), *rows)
-
-    def as_configured(state):  # the state with the config's own conv form, as checkpoints and samplers expect
-        return with_conv_impl(state, config, config.model.conv_impl)
+    multi = make_train_steps(config, K, schedule, mesh)
     main_process = jax.process_index() == 0
     step = int(state.step)
     history, pending, pending_from = [], [], step
@@ -347,7 +308,7 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
             paused = time.perf_counter()
             if sample_now:
                 bar.set_description(f"{config.name}: sampling a grid (DDIM, {GRID_DDIM_STEPS} steps)")
-                images = to_host(sample_images(config, as_configured(state).ema, jax.random.key(step), 64,
+                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64,
                                                schedule=schedule, sampler="ddim",
                                                steps=min(GRID_DDIM_STEPS, schedule.num_timesteps), mesh=mesh))
                 bar.set_description(config.name)
@@ -363,4 +324,4 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
             t_last += time.perf_counter() - paused  # sampling and saving are not training time
     finally:
         bar.close()
-    return as_configured(state), history
+    return state, history

@@ -17,7 +17,7 @@ from nanoddpm_utils import checkpoint
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import get_batch, load_digits
 from nanoddpm_utils.parallel import check_batch_size, make_mesh, put_dataset, replicate
-from nanoddpm_utils.train import batch_loss, fit, init_state, loop_form, make_train_step, schedule_for
+from nanoddpm_utils.train import batch_loss, fit, init_state, make_train_step, schedule_for
 
 HERE = Path(__file__).parent
 SMOKE = get_preset("smoke")
@@ -123,11 +123,8 @@ def test_fit_compiles_each_function_once(data, tmp_path):
         logger.setLevel(old_level)
     assert int(state.step) == 22
     counts = {name: handler.names.count(name) for name in set(handler.names)}
-    # the loop form fit picks on this backend (train.loop_form): a scan of K steps plus single steps for the
-    # remainder, or a Python loop over the single step; the grids (at 10, 20 and 22) are DDIM
-    loop, _ = loop_form(config)
-    expected = ("train_steps", "train_step") if loop == "scan" else ("train_step",)
-    for fn in (*expected, "ddim_sample_loop"):
+    # fit runs a scan of K steps plus single steps for the remainder; the grids (at 10, 20 and 22) are DDIM
+    for fn in ("train_steps", "train_step", "ddim_sample_loop"):
         hits = [n for n in counts if n == f"jit({fn})"]
         assert hits, f"{fn} was never compiled? saw {sorted(counts)}"
         assert counts[hits[0]] == 1, f"{fn} compiled {counts[hits[0]]} times: {counts}"

@@ -8,7 +8,7 @@ import pytest
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import get_batch
 from nanoddpm_utils import train
-from nanoddpm_utils.train import (GRID_DDIM_STEPS, batch_loss, ema_update, fit, init_state, learning_rate, loop_form,
+from nanoddpm_utils.train import (GRID_DDIM_STEPS, batch_loss, ema_update, fit, init_state, learning_rate,
                                   make_train_step, make_train_steps, schedule_for)
 
 CONFIG = get_preset("smoke").replace(train={"warmup_steps": 0, "lr": 1e-3, "ema_decay": 0.8})
@@ -113,33 +113,6 @@ def test_learning_rate_matches_optax_warmup_schedule():
     ref = optax.linear_schedule(0.0, c.train.lr, c.train.warmup_steps)
     for step in (0, 1, 100, 200, 201, 1500, 2999, 3000, 3500):
         np.testing.assert_allclose(float(learning_rate(c, jnp.int32(step))), float(ref(step)), rtol=1e-5, atol=1e-9)
-
-
-def test_loop_form_per_backend():
-    auto = get_preset("digits")
-    assert loop_form(auto, "cpu") == ("loop", "xla")  # bench/bench_train_loop.py: the fastest form on CPU
-    assert loop_form(auto, "gpu") == loop_form(auto, "tpu") == ("scan", "auto")
-    forced = auto.replace(model={"conv_impl": "matmul"})
-    assert loop_form(forced, "cpu") == ("scan", "matmul")  # a conv form asked for is kept
-
-
-def test_both_loop_forms_train_alike(data, monkeypatch):
-    """The Python loop over a natively convolving step and the scan of im2col steps: the same run up to rounding,
-    and fit hands back a state of the config's own form either way."""
-    cfg = CONFIG.replace(train={"steps": 8, "log_every": 4, "steps_per_call": 4})
-    runs = {}
-    for form in (("loop", "xla"), ("scan", "matmul")):
-        monkeypatch.setitem(train.LOOP_FORMS, "cpu", form)
-        monkeypatch.setattr(train, "DEFAULT_LOOP_FORM", form)
-        assert loop_form(cfg) == form
-        runs[form] = fit(cfg, np.asarray(data), progress=False)
-    (a, ha), (b, hb) = runs.values()
-    np.testing.assert_allclose([r["loss"] for r in ha], [r["loss"] for r in hb], rtol=1e-4)
-    for pa, pb in zip(params_of(a.ema), params_of(b.ema)):
-        np.testing.assert_allclose(pa, pb, rtol=1e-3, atol=1e-5)
-    fresh = jax.tree_util.tree_structure(init_state(cfg, 0))
-    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b) == fresh
-    assert int(a.step) == int(b.step) == 8
 
 
 def test_grids_during_training_use_few_ddim_steps(data, tmp_path, monkeypatch):
