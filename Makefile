@@ -40,14 +40,16 @@ train: $(VENV)/.installed
 pretrained: $(VENV)/.installed
 	$(PY) -m nanoddpm_utils.pretrained digits digits_cond
 
-## test: ruff (lint, format), then the package tests and every notebook (pytest --nbmake), in smoke mode
+## test: ruff (lint, format), then the package tests and every notebook (pytest --nbmake), in smoke mode (the browser
+## check of the site is make site-check's)
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	NANODDPM_SMOKE=1 $(PY) -m pytest -n 2 --dist loadfile --nbmake tests $(wildcard notebooks/*.ipynb)
+	NANODDPM_SMOKE=1 $(PY) -m pytest -n 2 --dist loadfile --nbmake tests $(wildcard notebooks/*.ipynb) \
+	  --ignore=tests/test_site.py
 
 ## test-313: the unit tests (not the notebooks) on Python 3.13 (PY313=... names another), in .venv-313 at the
-## versions of constraints.txt; the Colab replica is left out (it builds a venv of its own: make colab-check)
+## versions of constraints.txt; the Colab replica (a venv of its own) and the browser check are left out
 .venv-313/.installed-dev: pyproject.toml
 	$(PY313) -m venv .venv-313
 	.venv-313/bin/python -m pip install --quiet --upgrade pip
@@ -55,7 +57,8 @@ test: $(VENV)/.installed-dev
 	touch $@
 
 test-313: .venv-313/.installed-dev
-	NANODDPM_SMOKE=1 .venv-313/bin/python -m pytest -x -q -n 2 --dist loadfile tests --ignore=tests/test_colab_replica.py
+	NANODDPM_SMOKE=1 .venv-313/bin/python -m pytest -x -q -n 2 --dist loadfile tests \
+	  --ignore=tests/test_colab_replica.py --ignore=tests/test_site.py
 
 ## lab: open the notebooks locally
 lab: $(VENV)/.installed-notebooks
