@@ -5,7 +5,7 @@ against the guidance scale w (issue 17's goals).
     python bench/guidance.py --run runs/digits_cond --ws 1,3 --per-class 100 --sampler ddpm
 
 For each w it draws ``--per-class`` samples of each digit and scores them with evaluate.py's judges
-(guidance.class_scores): accuracy = share judged as the requested digit (mean over the ten), Frechet = distance
+(evaluate.class_scores): accuracy = share judged as the requested digit (mean over the ten), Frechet = distance
 to the real digits of that class in each judge's features, next to the same for real held-out digits of that
 class (the floor; ratio = sample / real, per class, then the mean and the worst over the ten). Seconds: sampling
 time for the row (compiled once before the first row, not counted).
@@ -24,8 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nanoddpm_utils.data import to_uint8  # noqa: E402
-from nanoddpm_utils.guidance import class_scores, sample_guided  # noqa: E402
+from nanoddpm_utils.evaluate import class_scores  # noqa: E402
+from nanoddpm_utils.guidance import sample_guided  # noqa: E402
+from nanoddpm_utils.images import to_uint8  # noqa: E402
 
 
 def load_model(run: str | None):

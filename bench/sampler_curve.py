@@ -28,8 +28,8 @@ import equinox as eqx
 import jax
 
 from nanoddpm_utils import checkpoint, pretrained
-from nanoddpm_utils.data import to_uint8
 from nanoddpm_utils.evaluate import as_good, digits_quality_table
+from nanoddpm_utils.images import to_uint8
 from nanoddpm_utils.sample import SAMPLERS, SPACINGS, sampling_loop
 
 FIGURES = ("frechet", "kid", "pixel_frechet", "pixel_kid")

@@ -341,7 +341,7 @@ def cmd_sample(args) -> None:
     import numpy as np
 
     from . import checkpoint
-    from .tracking import save_png
+    from .images import save_png
 
     out, png = args.out, args.out.with_suffix(".png")
     if out.suffix != ".npz":
@@ -365,7 +365,7 @@ def cmd_sample(args) -> None:
         images = _sample_in_chunks(config, state.ema, key, args.num, **sampler)
         arrays, grid = {}, images
     else:
-        from .tracking import image_grid
+        from .images import image_grid
 
         w = 1.0 if args.guidance is None else args.guidance
         per_image = np.repeat(np.asarray(labels, np.int32), args.num)  # --num of each class, class by class
@@ -418,7 +418,8 @@ def cmd_eval(args) -> None:
 
     from . import checkpoint
     from .bpd import bits_per_dim
-    from .data import load_dataset, load_digits, to_uint8
+    from .data import load_dataset, load_digits
+    from .images import to_uint8
     from .train import schedule_for
 
     if args.num_samples == 1:
@@ -481,7 +482,7 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
-    from .data import DataError
+    from .images import DataError
     from .tracking import TrackingError
     from .train import DivergenceError
 

@@ -103,7 +103,7 @@ def bits_per_dim(model, schedule: Schedule, images_uint8: np.ndarray, *, key: PR
     """
     from tqdm.auto import tqdm
 
-    from .data import to_model_range
+    from .images import to_model_range
 
     images = np.asarray(images_uint8)
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) == 0:

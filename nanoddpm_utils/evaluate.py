@@ -2,7 +2,8 @@
 
 A small classifier trained on real digits (scikit-learn ships both) judges samples:
 - confidence: the mean top-class probability (sharp, recognisable digits score high);
-- coverage: the entropy of the predicted-class histogram, in nats (log 10 = 2.303 when all ten digits are equally common);
+- coverage: the entropy of the predicted-class histogram, in nats (log 10 = 2.303 when all ten digits are equally
+  common);
 - Frechet distance between Gaussians fitted to the classifier's hidden pre-activations (the FID recipe, in a fixed
   64-d feature space instead of Inception's);
 - KID, the kernel distance (Binkowski et al. 2018): an unbiased estimate of the squared maximum mean discrepancy with
@@ -16,8 +17,9 @@ Each figure is reported next to real digits the judge never saw (the floor) and 
 compared like for like: the same judges, sets of the same size, real digits drawn at random as samples are.
 
 ``nearest_neighbours`` and ``copy_distances`` ask another question: is the model copying its training digits?
+``class_scores`` judges class-conditional samples class by class (notebook 09, classifier-free guidance).
 
-The likelihood side, bits/dim (the paper's Table 1), lives in ``bpd.py``; ``bits_per_dim`` is re-exported here.
+The likelihood side, bits/dim (the paper's Table 1), lives in ``bpd.py``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ from functools import lru_cache
 import numpy as np
 from scipy import linalg
 from scipy.spatial.distance import cdist
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.decomposition import PCA
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
 
-from .bpd import bits_per_dim  # noqa: F401  (re-exported: evaluate.bits_per_dim)
+from .data import load_digits
 
 
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
@@ -135,10 +142,12 @@ def nearest_neighbours(query_feats: np.ndarray, reference_feats: np.ndarray) -> 
     return d[np.arange(len(query)), idx], idx
 
 
-def _pixels(images_uint8: np.ndarray) -> np.ndarray:
+def _pixels(images_uint8: np.ndarray, shape: tuple | None = None) -> np.ndarray:
+    """uint8 images (N, H, W, C), of the given per-image ``shape`` if one is given, as rows of floats in [0, 1]."""
     x = np.asarray(images_uint8)
-    if x.dtype != np.uint8 or x.ndim != 4:
-        raise ValueError(f"expected uint8 images (N, H, W, C), got {x.dtype} {x.shape}")
+    if x.dtype != np.uint8 or x.ndim != 4 or (shape is not None and x.shape[1:] != shape):
+        want = "(N, H, W, C)" if shape is None else f"(N, {', '.join(map(str, shape))})"
+        raise ValueError(f"expected uint8 images {want}, got {x.dtype} {x.shape}")
     return x.reshape(len(x), -1).astype(np.float64) / 255.0
 
 
@@ -158,7 +167,7 @@ def copy_distances(samples_uint8: np.ndarray, train_uint8: np.ndarray, held_out_
 
 @dataclass(frozen=True)
 class DigitsJudge:
-    """A fixed MLP trained on 80% of the real digits: its probabilities, its hidden features, and the 20% it never saw."""
+    """A fixed MLP trained on 80% of the real digits: its probabilities, its hidden features, the 20% it never saw."""
 
     clf: object
     reference_features: np.ndarray  # features of the digits it was trained on
@@ -166,10 +175,7 @@ class DigitsJudge:
     held_out_labels: np.ndarray
 
     def _flat(self, images_uint8: np.ndarray) -> np.ndarray:
-        x = np.asarray(images_uint8)
-        if x.dtype != np.uint8 or x.shape[1:] != (8, 8, 1):
-            raise ValueError(f"expected uint8 digits of shape (N, 8, 8, 1), got {x.dtype} {x.shape}")
-        return x.reshape(len(x), 64).astype(np.float64) / 255.0
+        return _pixels(images_uint8, (8, 8, 1))
 
     def features(self, images_uint8: np.ndarray) -> np.ndarray:
         # the hidden layer before its ReLU: 64 features, none of them dead (a singular covariance)
@@ -241,17 +247,12 @@ def digits_judges(num: int = NUM_JUDGES) -> tuple[DigitsJudge, ...]:
     with exactly equal class shares, reads about a third lower on the Frechet distance: 0.37 against 0.57.)
     Several judges average out the luck of one split.
     """
-    from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPClassifier
-
-    from .data import load_digits
-
     x, y = load_digits("all", return_labels=True)
     judges = []
     for i in range(num):
         train, held_out = train_test_split(np.arange(len(y)), test_size=0.2, random_state=i)
         clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=2000, random_state=0)
-        clf.fit(x[train].reshape(len(train), 64).astype(np.float64) / 255.0, y[train])
+        clf.fit(_pixels(x[train]), y[train])
         judge = DigitsJudge(clf, None, x[held_out], y[held_out])
         judges.append(replace(judge, reference_features=judge.features(x[train])))
     return tuple(judges)
@@ -263,16 +264,9 @@ PIXEL_JUDGE_SPLIT = 1000  # the random_state of the pixel judge's split (the MLP
 @lru_cache(maxsize=1)
 def pixel_judge() -> PixelJudge:
     """The second feature space (a few seconds to build): PCA of real digits + an RBF SVM on their pixels."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.decomposition import PCA
-    from sklearn.model_selection import train_test_split
-    from sklearn.svm import SVC
-
-    from .data import load_digits
-
     x, y = load_digits("all", return_labels=True)
     train, held_out = train_test_split(np.arange(len(y)), test_size=0.2, random_state=PIXEL_JUDGE_SPLIT)
-    flat = x[train].reshape(len(train), 64).astype(np.float64) / 255.0
+    flat = _pixels(x[train])
     pca = PCA(n_components=NUM_COMPONENTS, random_state=0).fit(flat)
     svm = CalibratedClassifierCV(SVC(kernel="rbf"), ensemble=False).fit(flat, y[train])  # Platt-scaled probabilities
     judge = PixelJudge((pca, svm), None, x[held_out], y[held_out])
@@ -355,3 +349,35 @@ def as_good(candidate: dict, reference: dict, spread: dict | None = None, tolera
         out[judge] = all(out[f] for f in figures)
     out["as_good"] = all(out[j] for j in JUDGES)
     return out
+
+
+# --------------------------------------------------------------------------- class-conditional samples, class by class
+def class_scores(samples_uint8: np.ndarray, labels, judges=None) -> dict[str, np.ndarray]:
+    """Per requested class c, averaged over ``evaluate``'s digit judges (default: all of ``digits_judges()``):
+
+    - ``accuracy[c]``: the share of the samples asked to be c that a judge classifies as c;
+    - ``frechet[c]``: the Frechet distance, in the judge's features, between those samples and the real digits
+      of class c that the judge was trained on;
+    - ``frechet_real[c]``: the same for real digits of class c the judge never saw (its held-out digits): the
+      floor. Samples are scored in sets of the held-out set's size (the distance depends on it), like for like.
+    """
+    samples_uint8, labels = np.asarray(samples_uint8), np.asarray(labels)
+    judges = digits_judges() if judges is None else judges
+    all_x, all_y = load_digits("all", return_labels=True)
+    classes = np.unique(labels)
+    acc, fd, fd_real = (np.zeros((len(judges), len(classes))) for _ in range(3))
+    for j, judge in enumerate(judges):
+        held = {img.tobytes() for img in judge.held_out}
+        pred = judge.probabilities(samples_uint8).argmax(1)
+        for k, c in enumerate(classes):
+            mine = labels == c
+            acc[j, k] = np.mean(pred[mine] == c)
+            train_c = all_x[(all_y == c) & np.array([img.tobytes() not in held for img in all_x])]
+            ref = judge.features(train_c)
+            real = judge.held_out[judge.held_out_labels == c]
+            size = min(len(real), int(mine.sum()))
+            feats = judge.features(samples_uint8[mine])
+            sets = range(0, len(feats) - size + 1, size)
+            fd[j, k] = np.mean([frechet_distance(feats[i:i + size], ref) for i in sets])
+            fd_real[j, k] = frechet_distance(judge.features(real[:size]), ref)
+    return {"classes": classes, "accuracy": acc.mean(0), "frechet": fd.mean(0), "frechet_real": fd_real.mean(0)}

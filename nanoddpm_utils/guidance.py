@@ -100,37 +100,3 @@ def sample_guided(config, model, key: PRNGKeyArray, labels, w: float = 1.0, *, s
     keys = jax.random.split(key, len(labels))
     return _guided_loops(loop, eqx.nn.inference_mode(model), schedule, keys, labels, jnp.float32(w), shape,
                          tuple(sorted(kwargs.items())))
-
-
-# --------------------------------------------------------------------------- judging class-conditional samples
-def class_scores(samples_uint8: np.ndarray, labels, judges=None) -> dict[str, np.ndarray]:
-    """Per requested class c, averaged over ``evaluate``'s digit judges (default: all of ``digits_judges()``):
-
-    - ``accuracy[c]``: the share of the samples asked to be c that a judge classifies as c;
-    - ``frechet[c]``: the Frechet distance, in the judge's features, between those samples and the real digits
-      of class c that the judge was trained on;
-    - ``frechet_real[c]``: the same for real digits of class c the judge never saw (its held-out digits): the
-      floor. Samples are scored in sets of the held-out set's size (the distance depends on it), like for like.
-    """
-    from .data import load_digits
-    from .evaluate import digits_judges, frechet_distance
-
-    samples_uint8, labels = np.asarray(samples_uint8), np.asarray(labels)
-    judges = digits_judges() if judges is None else judges
-    all_x, all_y = load_digits("all", return_labels=True)
-    classes = np.unique(labels)
-    acc, fd, fd_real = (np.zeros((len(judges), len(classes))) for _ in range(3))
-    for j, judge in enumerate(judges):
-        held = {img.tobytes() for img in judge.held_out}
-        pred = judge.probabilities(samples_uint8).argmax(1)
-        for k, c in enumerate(classes):
-            mine = labels == c
-            acc[j, k] = np.mean(pred[mine] == c)
-            train_c = all_x[(all_y == c) & np.array([img.tobytes() not in held for img in all_x])]
-            ref = judge.features(train_c)
-            real = judge.held_out[judge.held_out_labels == c]
-            size = min(len(real), int(mine.sum()))
-            feats = judge.features(samples_uint8[mine])
-            fd[j, k] = np.mean([frechet_distance(feats[i:i + size], ref) for i in range(0, mine.sum() - size + 1, size)])
-            fd_real[j, k] = frechet_distance(judge.features(real[:size]), ref)
-    return {"classes": classes, "accuracy": acc.mean(0), "frechet": fd.mean(0), "frechet_real": fd_real.mean(0)}

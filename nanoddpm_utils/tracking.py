@@ -1,27 +1,25 @@
-"""Experiment tracking: a metrics.jsonl file always, Weights & Biases when it can, image grids.
+"""Experiment tracking: a metrics.jsonl file always, Weights & Biases when it can.
 
 A run's numbers never depend on W&B: every `Tracker.log` call appends one JSON line to
 `run_dir/metrics.jsonl`. W&B runs online when an API key is set, offline otherwise, and is
-set up so that it never asks a question (CI has no stdin): if it cannot start, it warns and
-falls back to offline, then to nothing. Tracking must never stop training.
+set up so that it never asks a question (CI has no stdin): if it cannot start, it warns (one line on
+stderr) and falls back to offline, then to nothing. Tracking must never stop training.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import tempfile
-import warnings
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import wandb
-from PIL import Image
 
-from .data import to_uint8
+from .images import image_grid
 
 MODES = ("online", "offline", "disabled")
 SECRET_WORDS = ("key", "token", "secret", "password")
@@ -33,53 +31,6 @@ class TrackingError(ValueError):
 
 class NoWandbCredentials(RuntimeError):
     """Online mode was asked for but no API key is configured (we never prompt for one)."""
-
-
-def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile a batch `(N, H, W, C)` into one uint8 image `(H', W', C)`, white `pad` between tiles.
-
-    `nrow` is the number of columns (default `ceil(sqrt(N))`), so the grid has
-    `rows = ceil(N / nrow)` and shape `(rows*H + (rows-1)*pad, nrow*W + (nrow-1)*pad, C)`.
-    Image i sits at row `i // nrow`, column `i % nrow`; empty slots stay white.
-    """
-    x = to_uint8(images)
-    if x.ndim != 4:
-        raise ValueError(f"image_grid wants (N, H, W, C), got shape {x.shape}")
-    n, h, w, c = x.shape
-    ncol = nrow or max(1, math.ceil(math.sqrt(n)))
-    rows = max(1, math.ceil(n / ncol))
-    grid = np.full((rows * h + (rows - 1) * pad, ncol * w + (ncol - 1) * pad, c), 255, np.uint8)
-    for i in range(n):
-        r, col = divmod(i, ncol)
-        grid[r * (h + pad) : r * (h + pad) + h, col * (w + pad) : col * (w + pad) + w] = x[i]
-    return grid
-
-
-def save_png(grid_or_images, path, min_side: int = 256) -> Path:
-    """Write a grid `(H, W, C)` (or a batch `(N, H, W, C)`, tiled first) as a PNG, atomically.
-
-    C=1 gives a grayscale PNG. Small images are upscaled by an integer factor with
-    nearest-neighbour so the shorter side is at least `min_side` pixels (8x8 digits stay crisp).
-    """
-    x = to_uint8(grid_or_images)
-    if x.ndim == 4:
-        x = image_grid(x)
-    if x.ndim == 2:
-        x = x[..., None]
-    factor = max(1, math.ceil(min_side / min(x.shape[:2])))
-    x = x.repeat(factor, axis=0).repeat(factor, axis=1)
-    img = Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
 
 
 def resolve_mode(mode: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -160,8 +111,8 @@ class Tracker:
 
     @staticmethod
     def _warn(what: str, e: Exception, nxt: str) -> None:
-        warnings.warn(f"W&B could not {what} ({type(e).__name__}); using {nxt}, metrics.jsonl is "
-                      "still written", RuntimeWarning, stacklevel=3)
+        print(f"warning: W&B could not {what} ({type(e).__name__}); using {nxt}, metrics.jsonl is still written",
+              file=sys.stderr)
 
     def _start(self, mode: str, project: str, name: str | None):
         """`wandb.init` in a form that cannot prompt: online needs credentials found without asking."""
@@ -206,7 +157,7 @@ class Tracker:
             except Exception as e:
                 self._warn("finish", e, "nothing")
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

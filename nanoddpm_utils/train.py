@@ -245,7 +245,7 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
 
     from . import checkpoint
     from .sample import sample_images
-    from .tracking import save_png
+    from .images import save_png
 
     tc = config.train
     total = tc.steps if steps is None else steps

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from .data import to_uint8
+from .images import to_uint8
 
 
 def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | None = None,

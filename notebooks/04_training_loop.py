@@ -58,11 +58,11 @@ from IPython.display import display
 
 from nanoddpm_utils import pretrained, sample, train
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import get_batch, load_digits, to_model_range, to_uint8
+from nanoddpm_utils.data import get_batch, load_digits
 from nanoddpm_utils.diffusion import normal_kl, p_mean_variance, q_posterior_mean_variance
 from nanoddpm_utils.evaluate import digits_quality_table
+from nanoddpm_utils.images import image_grid, to_model_range, to_uint8
 from nanoddpm_utils.schedule import make_schedule
-from nanoddpm_utils.tracking import image_grid
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
 BACKEND = jax.default_backend()

@@ -59,10 +59,10 @@ from scipy.optimize import brentq
 
 from nanoddpm_utils import pretrained, sample, train, viz
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import load_digits, to_model_range, to_uint8
+from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.diffusion import predict_x0_from_eps, q_sample
 from nanoddpm_utils.evaluate import digits_quality_table, format_table
-from nanoddpm_utils.tracking import image_grid
+from nanoddpm_utils.images import image_grid, to_model_range, to_uint8
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
 BACKEND = jax.default_backend()

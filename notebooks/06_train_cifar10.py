@@ -68,8 +68,9 @@ import numpy as np
 
 from nanoddpm_utils import checkpoint, sample, train, viz
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import CIFAR10_CLASSES, load_cifar10
-from nanoddpm_utils.tracking import Tracker, image_grid, read_metrics, resolve_mode, save_png
+from nanoddpm_utils.cifar10 import CIFAR10_CLASSES, load_cifar10
+from nanoddpm_utils.images import image_grid, save_png
+from nanoddpm_utils.tracking import Tracker, read_metrics, resolve_mode
 from nanoddpm_utils.unet import count_params, make_model
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # smoke mode: a tiny model, a few steps (a quick trial run)

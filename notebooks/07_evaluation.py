@@ -57,9 +57,10 @@ from scipy import stats
 
 from nanoddpm_utils import bpd, evaluate, pretrained, sample, train, viz
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import load_digits, to_model_range, to_uint8
+from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.diffusion import (discretized_gaussian_log_likelihood, normal_kl, p_mean_variance,
                                       q_posterior_mean_variance, q_sample)
+from nanoddpm_utils.images import to_model_range, to_uint8
 from nanoddpm_utils.schedule import make_schedule
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells

@@ -61,7 +61,8 @@ import numpy as np
 
 from nanoddpm_utils import evaluate, pretrained, sample, solver, train, viz
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import load_digits, to_uint8
+from nanoddpm_utils.data import load_digits
+from nanoddpm_utils.images import to_uint8
 from nanoddpm_utils.schedule import make_schedule
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells

@@ -64,7 +64,8 @@ import numpy as np
 
 from nanoddpm_utils import guidance, pretrained, viz
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import load_dataset, to_uint8
+from nanoddpm_utils.data import load_dataset
+from nanoddpm_utils.images import to_uint8
 from nanoddpm_utils.unet import count_params, make_model
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"
@@ -292,7 +293,7 @@ viz.interactive_figure(draw, digit=(0, 9, 1, 7), w=([0.0, 0.5, 1.0, 1.5, 2.0, 3.
 #
 # For each $w$ we draw samples of every digit and let the judges of notebook 07 (`evaluate.digits_judges`) score them:
 # - **accuracy**: the share of the samples asked to be $c$ that a judge reads as $c$ (averaged over the ten digits and
-#   the judges; `guidance.class_scores`);
+#   the judges; `evaluate.class_scores`);
 # - **Fréchet distance per class**: between the samples of digit $c$ and the real digits of class $c$, in each judge's
 #   features, next to the same distance for real digits of class $c$ that the judge never saw (the floor), on sets of
 #   the same size;
@@ -303,7 +304,7 @@ viz.interactive_figure(draw, digit=(0, 9, 1, 7), w=([0.0, 0.5, 1.0, 1.5, 2.0, 3.
 # longer cover the real variety of that class, so recall falls and the Fréchet distance rises again.
 
 # %%
-from nanoddpm_utils.evaluate import digits_judges, precision_recall
+from nanoddpm_utils.evaluate import class_scores, digits_judges, precision_recall
 
 TRADE_WS = [0.0, 1.0, 4.0] if SMOKE else [0.0, 1.0, 2.0, 4.0, 8.0]
 PER_CLASS = 20 if SMOKE else 40
@@ -314,7 +315,7 @@ for w in TRADE_WS:
     start = time.perf_counter()
     images = to_uint8(guidance.sample_guided(config, model, jax.random.key(2), labels_all, w, **SAMPLER))
     seconds = time.perf_counter() - start
-    s = guidance.class_scores(images, labels_all, JUDGES)
+    s = class_scores(images, labels_all, JUDGES)
     pr = np.mean([precision_recall(j.features(j.held_out), j.features(images)) for j in JUDGES], axis=0)
     rows.append({"w": w, "accuracy": s["accuracy"].mean(), "frechet": s["frechet"].mean(),
                  "real": s["frechet_real"].mean(), "precision": pr[0], "recall": pr[1]})

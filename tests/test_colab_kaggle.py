@@ -17,8 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "colab"))
 from fake_cifar10 import WRITERS  # noqa: E402
 
-from nanoddpm_utils import data  # noqa: E402
-from nanoddpm_utils.data import DataError, load_cifar10  # noqa: E402
+from nanoddpm_utils import cifar10  # noqa: E402
+from nanoddpm_utils.cifar10 import load_cifar10  # noqa: E402
+from nanoddpm_utils.images import DataError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "KGAT_fake0123456789abcdefTOKEN"
@@ -28,7 +29,7 @@ LAYOUT_SLUGS = {"batches": "cifar10-python", "png": "cifar10", "competition": "c
 
 @pytest.fixture
 def no_kaggle_env(monkeypatch, tmp_path):
-    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", data.LOCAL_CIFAR10_ENV):
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", cifar10.LOCAL_CIFAR10_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
 
@@ -45,7 +46,7 @@ def test_colab_dataset_cache_path_with_each_layout(layout, tmp_path, monkeypatch
     monkeypatch.setattr(kagglehub, "dataset_download", fake)
     monkeypatch.setattr(kagglehub, "competition_download", fake)
     images, labels = load_cifar10("train", layout=layout, return_labels=True)
-    assert calls == [data.KAGGLE_SOURCES[layout][1]]
+    assert calls == [cifar10.KAGGLE_SOURCES[layout][1]]
     assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3) and len(images) == len(labels) > 0
     assert set(np.unique(labels)) <= set(range(10))
     auto, _ = load_cifar10("train", path=cache, return_labels=True)  # the same folder, layout detected
@@ -94,7 +95,7 @@ def test_download_errors_never_show_a_credential(form, monkeypatch, tmp_path, no
 
 def test_a_local_copy_named_by_the_environment_is_read_and_nothing_downloaded(monkeypatch, tmp_path, no_kaggle_env):
     WRITERS["batches"](tmp_path / "copy")
-    monkeypatch.setenv(data.LOCAL_CIFAR10_ENV, str(tmp_path / "copy"))
+    monkeypatch.setenv(cifar10.LOCAL_CIFAR10_ENV, str(tmp_path / "copy"))
     monkeypatch.setattr(kagglehub, "dataset_download", lambda *a, **k: pytest.fail("downloaded"))
     assert load_cifar10("test").shape == (48, 32, 32, 3)
     assert load_cifar10("train").shape == (5 * 48, 32, 32, 3)

@@ -254,6 +254,16 @@ def test_the_pixel_judge_shares_nothing_with_the_mlp_judges(monkeypatch):
     assert accuracy > 0.97
 
 
+def test_class_scores_read_each_digit_as_its_class_and_a_wrong_label_as_far():
+    judges = digits_judges()[:2]
+    x, y = load_digits("test", return_labels=True)
+    right = evaluate.class_scores(x, y, judges)
+    assert list(right["classes"]) == list(range(10)) and right["accuracy"].mean() > 0.9
+    wrong = evaluate.class_scores(x, (y + 1) % 10, judges)  # every digit asked to be the next one
+    assert wrong["accuracy"].mean() < 0.1
+    assert (wrong["frechet"] > 2 * right["frechet"]).all()
+
+
 def test_as_good_needs_both_judges_and_both_figures():
     ref = {"frechet": 1.0, "kid": 0.010, "pixel_frechet": 0.05, "pixel_kid": 0.002}
     assert as_good(dict(ref), ref)["as_good"]

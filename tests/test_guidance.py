@@ -237,7 +237,7 @@ def test_cli_refuses_labels_and_guidance_it_cannot_use(runs, capsys, run, flags,
 
 
 def test_cli_samples_a_label_a_list_and_all(runs, capsys):
-    from nanoddpm_utils.tracking import image_grid
+    from nanoddpm_utils.images import image_grid
 
     one = runs / "seven.npz"
     assert _cli(capsys, ["sample", "--run", runs / "cond", "--out", one, "--num", 3, "--label", 7,

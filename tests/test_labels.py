@@ -1,14 +1,15 @@
 """Labels for class-conditional training: ``load_dataset(..., return_labels=True)`` on every source it reads,
-each fabricated in its exact on-disk layout (the writers are test_data.py's), and batches that keep each
+each fabricated in its exact on-disk layout (the writers are test_cifar10.py's), and batches that keep each
 image with its label."""
 
 import jax
 import numpy as np
 import pytest
-from test_data import RNG, _make_competition, _save_png, _write_batch
+from test_cifar10 import RNG, _make_competition, _save_png, _write_batch
 
-from nanoddpm_utils import data as D
-from nanoddpm_utils.data import DataError, get_batch, image_folder_classes, load_dataset
+from nanoddpm_utils.cifar10 import CIFAR10_CLASSES
+from nanoddpm_utils.data import get_batch, image_folder_classes, load_dataset
+from nanoddpm_utils.images import DataError
 
 
 def test_digits_labels_are_sklearns_targets():
@@ -58,7 +59,7 @@ def test_cifar_competition_csv_labels(tmp_path):
     _make_competition(tmp_path, imgs, names)
     x, y = load_dataset(str(tmp_path), return_labels=True)
     np.testing.assert_array_equal(x, imgs)
-    np.testing.assert_array_equal(y, [D.CIFAR10_CLASSES.index(n) for n in names])
+    np.testing.assert_array_equal(y, [CIFAR10_CLASSES.index(n) for n in names])
 
 
 def test_image_folder_one_subfolder_per_class(tmp_path):

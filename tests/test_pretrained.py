@@ -14,7 +14,8 @@ import pytest
 
 from nanoddpm_utils import pretrained
 from nanoddpm_utils.config import PRESETS, get_preset
-from nanoddpm_utils.data import load_digits, to_model_range
+from nanoddpm_utils.data import load_digits
+from nanoddpm_utils.images import to_model_range
 from nanoddpm_utils.sample import sample_images
 from nanoddpm_utils.train import batch_loss, init_state, schedule_for
 

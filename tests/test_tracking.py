@@ -1,20 +1,19 @@
-"""Tests for nanoddpm_utils.tracking: image grids, PNGs, metrics.jsonl and the never-prompting W&B setup."""
+"""Tests for nanoddpm_utils.tracking: metrics.jsonl and the never-prompting W&B setup."""
 
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import wandb
-from PIL import Image
 
 from nanoddpm_utils import tracking
-from nanoddpm_utils.tracking import Tracker, image_grid, read_metrics, resolve_mode, save_png
+from nanoddpm_utils.images import image_grid
+from nanoddpm_utils.tracking import Tracker, read_metrics, resolve_mode
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKE_KEY = "k" * 40  # looks like a W&B key; must never show up anywhere
@@ -36,75 +35,6 @@ class FakeRun:
 
     def finish(self, exit_code=None):
         self.finished.append(exit_code)
-
-
-# --- image_grid --------------------------------------------------------------------------------
-
-
-def test_image_grid_shape_default_nrow():
-    grid = image_grid(planted(10))  # ceil(sqrt(10)) = 4 columns, 3 rows, 1 px between tiles
-    assert grid.dtype == np.uint8
-    assert grid.shape == (3 * 8 + 2 * 1, 4 * 8 + 3 * 1, 1) == (26, 35, 1)
-    assert image_grid(planted(6, 5, 7, 3), nrow=3, pad=2).shape == (2 * 5 + 2, 3 * 7 + 2 * 2, 3)
-
-
-def test_image_grid_tile_positions_and_padding():
-    imgs = planted(10)
-    grid = image_grid(imgs)
-    for i in range(10):
-        r, c = divmod(i, 4)
-        tile = grid[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8]
-        np.testing.assert_array_equal(tile, imgs[i])
-    assert (grid[8, :] == 255).all() and (grid[:, 8] == 255).all()  # pad row/column is white
-    assert (grid[18:, 18:] == 255).all()  # the two empty slots of the last row are white
-
-
-def test_image_grid_distinct_rgb_tiles_with_nrow():
-    rng = np.random.default_rng(0)
-    imgs = rng.integers(0, 256, size=(5, 4, 6, 3), dtype=np.uint8)
-    grid = image_grid(imgs, nrow=5, pad=0)
-    assert grid.shape == (4, 30, 3)
-    for i in range(5):
-        np.testing.assert_array_equal(grid[:, 6 * i : 6 * i + 6], imgs[i])
-
-
-def test_image_grid_values():
-    floats = np.stack([np.full((2, 2, 1), v, np.float32) for v in (-1.0, 1.0, 0.0, -3.0)])
-    grid = image_grid(floats, nrow=4, pad=1)
-    assert grid[0, 0, 0] == 0 and grid[0, 3, 0] == 255  # -1 -> 0, +1 -> 255
-    assert grid[0, 6, 0] == 128  # 0 -> round(127.5) = 128
-    assert grid[0, 9, 0] == 0  # out of range is clipped
-    u8 = np.random.default_rng(1).integers(0, 256, size=(1, 5, 5, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(image_grid(u8), u8[0])  # uint8 passes through unchanged
-    assert image_grid(jnp.asarray(floats)).dtype == np.uint8  # jax arrays work too
-    with pytest.raises(TypeError):
-        image_grid(np.zeros((1, 2, 2, 1), np.int32))
-
-
-# --- save_png --------------------------------------------------------------------------------
-
-
-def test_save_png_grayscale_batch(tmp_path):
-    imgs = planted(10)
-    path = save_png(imgs, tmp_path / "new" / "dir" / "samples.png")
-    assert path.exists()
-    assert os.listdir(path.parent) == ["samples.png"]  # no temp file left behind
-    with Image.open(path) as im:
-        assert im.mode == "L"
-        assert im.size == (350, 260)  # grid 26x35, factor ceil(256/26) = 10
-        arr = np.asarray(im)
-    grid = image_grid(imgs)[..., 0]
-    np.testing.assert_array_equal(arr[::10, ::10], grid)
-    np.testing.assert_array_equal(arr, grid.repeat(10, 0).repeat(10, 1))  # nearest-neighbour
-
-
-def test_save_png_rgb_grid_and_float(tmp_path):
-    grid = np.random.default_rng(2).integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
-    with Image.open(save_png(grid, tmp_path / "big.png")) as im:
-        assert im.mode == "RGB" and im.size == (400, 300)  # already big: not upscaled
-        np.testing.assert_array_equal(np.asarray(im), grid)
-    with Image.open(save_png(-np.ones((4, 32, 32, 3), np.float32), tmp_path / "f.png")) as im:
-        assert im.size == (65 * 4, 65 * 4) and np.asarray(im)[0, 0].tolist() == [0, 0, 0]
 
 
 # --- mode resolution ---------------------------------------------------------------------------
@@ -204,18 +134,23 @@ class FakeInit:
         return FakeRun()
 
 
-def test_online_failure_falls_back_to_offline(tmp_path, monkeypatch):
+def warning_lines(capsys) -> list[str]:
+    """What the user saw on stderr, line by line (every warning must be exactly one line)."""
+    return capsys.readouterr().err.splitlines()
+
+
+def test_online_failure_falls_back_to_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setattr(wandb, "login", lambda **kw: True)
     fake = FakeInit(fail={"online"}, message=f"bad key {FAKE_KEY}")
     monkeypatch.setattr(wandb, "init", fake)
-    with pytest.warns(RuntimeWarning) as record:
-        t = Tracker(tmp_path, {"lr": 1e-3}, name="r")
+    t = Tracker(tmp_path, {"lr": 1e-3}, name="r")
     assert [c["mode"] for c in fake.calls] == ["online", "offline"]
     assert t.mode == "offline" and isinstance(t.run, FakeRun)
-    messages = [str(w.message) for w in record]
-    assert len(messages) == 1 and "\n" not in messages[0] and FAKE_KEY not in messages[0]
+    # exactly one line, without warnings.warn's "file:line:" prefix, and never the key
+    assert warning_lines(capsys) == ["warning: W&B could not start in online mode (CommError); using offline, "
+                                     "metrics.jsonl is still written"]
     call = fake.calls[-1]
     assert call["dir"] == str(tmp_path) and call["name"] == "r" and call["project"] == "nanoddpm"
     assert call["settings"].silent is True
@@ -224,21 +159,20 @@ def test_online_failure_falls_back_to_offline(tmp_path, monkeypatch):
     assert read_metrics(tmp_path) == [{"step": 5, "loss": 1.0}]
 
 
-def test_all_failures_leave_wandb_disabled_but_jsonl_working(tmp_path, monkeypatch):
+def test_all_failures_leave_wandb_disabled_but_jsonl_working(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setattr(wandb, "login", lambda **kw: True)
     fake = FakeInit(fail={"online", "offline"})
     monkeypatch.setattr(wandb, "init", fake)
-    with pytest.warns(RuntimeWarning) as record:
-        t = Tracker(tmp_path, {})
-    assert len(record) == 2 and t.mode == "disabled" and t.run is None
+    t = Tracker(tmp_path, {})
+    assert len(warning_lines(capsys)) == 2 and t.mode == "disabled" and t.run is None
     t.log({"loss": 2.0}, step=0)
     t.log_images("x", planted(2), step=0)
     t.finish()
     assert read_metrics(tmp_path) == [{"step": 0, "loss": 2.0}]
 
 
-def test_online_without_credentials_does_not_try_online(tmp_path, monkeypatch):
+def test_online_without_credentials_does_not_try_online(tmp_path, monkeypatch, capsys):
     """Online with no key found: wandb.login(prompt=False) says no, so no prompt and no online init."""
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -246,13 +180,14 @@ def test_online_without_credentials_does_not_try_online(tmp_path, monkeypatch):
     monkeypatch.setattr(wandb, "login", lambda **kw: asked.append(kw) or False)
     fake = FakeInit()
     monkeypatch.setattr(wandb, "init", fake)
-    with pytest.warns(RuntimeWarning, match="NoWandbCredentials"):
-        t = Tracker(tmp_path, {})
+    t = Tracker(tmp_path, {})
+    (line,) = warning_lines(capsys)
+    assert "NoWandbCredentials" in line
     assert asked and all(kw.get("prompt") is False for kw in asked)
     assert [c["mode"] for c in fake.calls] == ["offline"] and t.mode == "offline"
 
 
-def test_config_secrets_are_dropped(tmp_path, monkeypatch):
+def test_config_secrets_are_dropped(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
     fake = FakeInit()
     monkeypatch.setattr(wandb, "init", fake)
@@ -260,9 +195,8 @@ def test_config_secrets_are_dropped(tmp_path, monkeypatch):
         "lr": 2e-4, "WANDB_API_KEY": FAKE_KEY, "hf_token": "t", "Secret": "s",
         "db_password": "p", "data": {"name": "digits", "kaggle_key": "k", "sizes": [1, 2]},
     }
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        t = Tracker(tmp_path, config)
+    t = Tracker(tmp_path, config)
+    assert warning_lines(capsys) == []
     sent = fake.calls[0]["config"]
     assert sent == {"lr": 2e-4, "data": {"name": "digits", "sizes": [1, 2]}}
     assert t.config == sent and FAKE_KEY not in json.dumps(sent)
@@ -299,7 +233,7 @@ def test_context_manager_marks_failed_runs(tmp_path, monkeypatch):
     assert run.finished == [1] and t.run is None
 
 
-def test_wandb_log_error_switches_wandb_off(tmp_path, monkeypatch):
+def test_wandb_log_error_switches_wandb_off(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     t = Tracker(tmp_path, {})
 
@@ -308,9 +242,10 @@ def test_wandb_log_error_switches_wandb_off(tmp_path, monkeypatch):
             raise OSError("disk full")
 
     t.run = Broken()
-    with pytest.warns(RuntimeWarning):
-        t.log({"loss": 1.0}, step=0)
+    t.log({"loss": 1.0}, step=0)
     t.log({"loss": 0.5}, step=1)
+    assert warning_lines(capsys) == ["warning: W&B could not log (OSError); using disabled, metrics.jsonl is still "
+                                     "written"]  # once: W&B is off after the first error
     assert t.run is None and t.mode == "disabled"
     assert [r["loss"] for r in read_metrics(tmp_path)] == [1.0, 0.5]
     assert tracking.MODES == ("online", "offline", "disabled")

@@ -11,8 +11,9 @@ import jax
 import numpy as np
 
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.data import load_digits, to_uint8
+from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.evaluate import digits_quality_table
+from nanoddpm_utils.images import to_uint8
 from nanoddpm_utils.sample import sample_images
 from nanoddpm_utils.train import fit, init_state
 
