@@ -9,6 +9,7 @@ layout. A Kaggle error is reported in one line with every Kaggle secret this pro
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -181,15 +182,11 @@ def _kaggle_secrets() -> list[str]:
     never to use)."""
     found = [os.environ.get(n, "") for n in KAGGLE_ENV_SECRETS]
     config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
-    try:
+    with contextlib.suppress(Exception):  # absent or unreadable: nothing to mask
         found.append(str(json.loads((config_dir / "kaggle.json").read_text()).get("key", "")))
-    except Exception:  # absent or unreadable: nothing to mask
-        pass
     for name in ("access_token", "access_token.txt"):
-        try:
+        with contextlib.suppress(Exception):
             found.append((config_dir / name).read_text().strip())
-        except Exception:
-            pass
     return [s for s in found if len(s) >= 4]
 
 
@@ -199,12 +196,6 @@ def _secret_free(text: str) -> str:
     return text
 
 
-def _http_status(e: BaseException):
-    """The HTTP status of a kagglehub error (it wraps requests.HTTPError), or None."""
-    response = getattr(e, "response", None)
-    return getattr(response, "status_code", None)
-
-
 def _kaggle_download(layout: str) -> Path:
     kind, handle = KAGGLE_SOURCES[layout]
     try:
@@ -212,9 +203,10 @@ def _kaggle_download(layout: str) -> Path:
         download = kagglehub.competition_download if kind == "competition" else kagglehub.dataset_download
         return Path(download(handle))
     except Exception as e:
-        if kind == "competition" and _http_status(e) in (401, 403):
+        status = getattr(getattr(e, "response", None), "status_code", None)  # kagglehub wraps requests.HTTPError
+        if kind == "competition" and status in (401, 403):
             raise DataError(
-                f"Kaggle refused the competition download {handle!r} ({_http_status(e)}): sign in to kaggle.com with "
+                f"Kaggle refused the competition download {handle!r} ({status}): sign in to kaggle.com with "
                 f"the account of your credentials, accept the rules at https://www.kaggle.com/competitions/{handle}"
                 "/rules, then run again (or use layout='batches', a dataset that needs no rules)") from None
         reason = first_line(e, limit=200, clean=_secret_free)  # masked before it is cut, so no piece of a key is left

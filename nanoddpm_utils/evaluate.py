@@ -2,8 +2,7 @@
 
 A small classifier trained on real digits (scikit-learn ships both) judges samples:
 - confidence: the mean top-class probability (sharp, recognisable digits score high);
-- coverage: the entropy of the predicted-class histogram, in nats (log 10 = 2.303 when all ten digits are equally
-  common);
+- coverage: the entropy of the predicted-class histogram in nats (2.303 = log 10 when all ten are equally common);
 - Frechet distance between Gaussians fitted to the classifier's hidden pre-activations (the FID recipe, in a fixed
   64-d feature space instead of Inception's);
 - KID, the kernel distance (Binkowski et al. 2018): an unbiased estimate of the squared maximum mean discrepancy with
@@ -227,12 +226,10 @@ class PixelJudge(DigitsJudge):
     without labels) are the feature space of the Frechet distance and KID. Its own 80/20 split of the digits."""
 
     def features(self, images_uint8: np.ndarray) -> np.ndarray:
-        pca, _ = self.clf
-        return pca.transform(self._flat(images_uint8))
+        return self.clf[0].transform(self._flat(images_uint8))  # clf = (pca, svm)
 
     def probabilities(self, images_uint8: np.ndarray) -> np.ndarray:
-        _, svm = self.clf
-        return svm.predict_proba(self._flat(images_uint8))
+        return self.clf[1].predict_proba(self._flat(images_uint8))
 
 
 NUM_JUDGES = 8
@@ -368,12 +365,12 @@ def class_scores(samples_uint8: np.ndarray, labels, judges=None) -> dict[str, np
     acc, fd, fd_real = (np.zeros((len(judges), len(classes))) for _ in range(3))
     for j, judge in enumerate(judges):
         held = {img.tobytes() for img in judge.held_out}
+        trained = np.array([img.tobytes() not in held for img in all_x])  # the digits this judge learnt from
         pred = judge.probabilities(samples_uint8).argmax(1)
         for k, c in enumerate(classes):
             mine = labels == c
             acc[j, k] = np.mean(pred[mine] == c)
-            train_c = all_x[(all_y == c) & np.array([img.tobytes() not in held for img in all_x])]
-            ref = judge.features(train_c)
+            ref = judge.features(all_x[(all_y == c) & trained])
             real = judge.held_out[judge.held_out_labels == c]
             size = min(len(real), int(mine.sum()))
             feats = judge.features(samples_uint8[mine])

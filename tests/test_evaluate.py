@@ -225,15 +225,13 @@ def test_the_copy_check_finds_a_planted_copy():
 
 # --------------------------------------------------------------------------- the second judge
 def test_the_pixel_judge_shares_nothing_with_the_mlp_judges(monkeypatch):
-    import sklearn.neural_network
-
     pixel_judge.cache_clear()
 
     class NoMLP:
         def __init__(self, *args, **kwargs):
             raise AssertionError("the pixel judge must not use an MLP")
 
-    monkeypatch.setattr(sklearn.neural_network, "MLPClassifier", NoMLP)
+    monkeypatch.setattr(evaluate, "MLPClassifier", NoMLP)
     judge = pixel_judge()  # built without any MLP
     pca, svm = judge.clf
     assert type(svm).__name__ == "CalibratedClassifierCV" and svm.estimator.kernel == "rbf"
