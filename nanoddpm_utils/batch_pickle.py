@@ -20,7 +20,7 @@ what a real batch holds, checked before anything large exists:
 3. the result must be a dict with bytes keys, ``b"data"`` that array and ``b"labels"`` a flat list of N ints
    in 0..9.
 
-Anything else raises ``BatchRefused`` with the reason; ``data.py`` turns it into a ``DataError``.
+Anything else raises ``BatchRefused`` with the reason; ``cifar10.py`` turns it into a ``DataError``.
 """
 
 from __future__ import annotations
