@@ -57,8 +57,24 @@ def pristine_venv() -> Path:
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
         run([sys.executable, "-m", "venv", str(venv)])
-        run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "-r", str(CONSTRAINTS), "ipykernel", "nbmake", "matplotlib", "pillow", "tqdm"], timeout=1800)
+        run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(CONSTRAINTS),
+                "ipykernel",
+                "nbmake",
+                "matplotlib",
+                "pillow",
+                "tqdm",
+            ],
+            timeout=1800,
+        )
         (venv / ".complete").touch()
     return venv
 
@@ -94,15 +110,25 @@ def runtime(tmp_path):
     secrets.write_text(json.dumps({"secrets": {}, "no_access": []}))
     keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({
-        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv),
-        "HOME": str(base / "home"), "XDG_CACHE_HOME": str(base / "home" / ".cache"),
-        "PYTHONPATH": str(COLAB / "fake"),  # `import google.colab` works, as on Colab
-        "COLAB_RELEASE_TAG": "replica", "JAX_PLATFORMS": "cpu", "WANDB_MODE": "offline", "NANODDPM_SMOKE": "1",
-        "NANODDPM_REPO_URL": f"file://{repo}", "NANODDPM_CLONE_DIR": str(base / "content" / "nanoJaxDDPM"),
-        "NANODDPM_DRIVE_MOUNT": str(base / "content" / "drive"), "FAKE_COLAB_DRIVE": str(base / "gdrive"),
-        "FAKE_COLAB_SECRETS": str(secrets), "IPYTHONDIR": str(base / "ipython"),
-    })
+    env.update(
+        {
+            "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+            "VIRTUAL_ENV": str(venv),
+            "HOME": str(base / "home"),
+            "XDG_CACHE_HOME": str(base / "home" / ".cache"),
+            "PYTHONPATH": str(COLAB / "fake"),  # `import google.colab` works, as on Colab
+            "COLAB_RELEASE_TAG": "replica",
+            "JAX_PLATFORMS": "cpu",
+            "WANDB_MODE": "offline",
+            "NANODDPM_SMOKE": "1",
+            "NANODDPM_REPO_URL": f"file://{repo}",
+            "NANODDPM_CLONE_DIR": str(base / "content" / "nanoJaxDDPM"),
+            "NANODDPM_DRIVE_MOUNT": str(base / "content" / "drive"),
+            "FAKE_COLAB_DRIVE": str(base / "gdrive"),
+            "FAKE_COLAB_SECRETS": str(secrets),
+            "IPYTHONDIR": str(base / "ipython"),
+        }
+    )
     return {"base": base, "python": venv / "bin" / "python", "repo": repo, "env": env, "secrets": secrets}
 
 
@@ -122,21 +148,40 @@ def test_colab_setup_keeps_every_preinstalled_package_and_the_package_works_on_c
         assert after[name] == before[name]
     assert "equinox" in after and "nanoddpm-utils" not in before
 
-    r = run([str(py), "-c", "import jax, nanoddpm_utils; print(jax.__version__, nanoddpm_utils.__file__)"],
-            env=env, cwd=str(base))
+    r = run(
+        [str(py), "-c", "import jax, nanoddpm_utils; print(jax.__version__, nanoddpm_utils.__file__)"],
+        env=env,
+        cwd=str(base),
+    )
     version, where = r.stdout.split()
     assert version == before["jax"] and Path(where).is_relative_to(clone), r.stdout
 
     if FULL:  # the test tools the suite needs, pinned to what is installed now (jax stays 0.7.2)
         pins = base / "now.txt"
         pins.write_text("".join(f"{n}=={v}\n" for n, v in after.items() if n != "nanoddpm-utils"))
-        run([str(py), "-m", "pip", "install", "--quiet", "-c", str(pins), "jupytext", "scipy", "pytest-xdist"],
-            env=env, timeout=1800)
+        run(
+            [str(py), "-m", "pip", "install", "--quiet", "-c", str(pins), "jupytext", "scipy", "pytest-xdist"],
+            env=env,
+            timeout=1800,
+        )
     tests = ["tests"] if FULL else ["tests/test_layers.py", "tests/test_zero_pad.py"]
     for _ in range(3 if FULL else 1):  # the fault of jax 0.7.2 that layers.py avoids was intermittent
-        r = run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests,
-                 "--ignore=tests/test_colab_replica.py"], env={**env, "PYTHONPATH": ""}, cwd=str(clone),
-                timeout=3600)
+        r = run(
+            [
+                str(py),
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-x",
+                *tests,
+                "--ignore=tests/test_colab_replica.py",
+            ],
+            env={**env, "PYTHONPATH": ""},
+            cwd=str(clone),
+            timeout=3600,
+        )
         assert " passed" in r.stdout and "failed" not in r.stdout, r.stdout[-2000:]
     assert freeze(py)["jax"] == before["jax"]
 
@@ -146,8 +191,23 @@ def run_notebook(runtime, name: str, tag: str) -> str:
     base, env = runtime["base"], runtime["env"]
     nb = base / "content" / f"{tag}-{name}.ipynb"
     shutil.copy(runtime["repo"] / "notebooks" / f"{name}.ipynb", nb)
-    run([str(runtime["python"]), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake", "--overwrite",
-         "--nbmake-timeout=900", nb.name], env=env, cwd=str(base / "content"), timeout=1800)
+    run(
+        [
+            str(runtime["python"]),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbmake",
+            "--overwrite",
+            "--nbmake-timeout=900",
+            nb.name,
+        ],
+        env=env,
+        cwd=str(base / "content"),
+        timeout=1800,
+    )
     cells = json.loads(nb.read_text())["cells"]
     return "\n".join(json.dumps(c.get("outputs", [])) for c in cells if c["cell_type"] == "code")
 
@@ -189,20 +249,30 @@ def test_notebooks_01_and_06_on_the_replica_and_06_resumes_from_drive(runtime):
     # the runtime is recycled: /content is wiped, Drive stays; second session: the legacy pair, one not shared
     shutil.rmtree(Path(env["NANODDPM_CLONE_DIR"]))
     os.unlink(Path(env["NANODDPM_DRIVE_MOUNT"]) / "MyDrive")
-    runtime["secrets"].write_text(json.dumps(
-        {"secrets": {"KAGGLE_USERNAME": "learner", "KAGGLE_KEY": LEGACY_KEY, "WANDB_API_KEY": "x" * 40},
-         "no_access": ["WANDB_API_KEY"]}))
+    runtime["secrets"].write_text(
+        json.dumps(
+            {
+                "secrets": {"KAGGLE_USERNAME": "learner", "KAGGLE_KEY": LEGACY_KEY, "WANDB_API_KEY": "x" * 40},
+                "no_access": ["WANDB_API_KEY"],
+            }
+        )
+    )
     out2 = run_notebook(runtime, "06_train_cifar10", "c")
-    assert f"resuming {seen_as}" in out2 and "new run in" not in out2, \
-        [line for line in out2.split("\\n") if "run" in line][:5]
+    assert f"resuming {seen_as}" in out2 and "new run in" not in out2, [
+        line for line in out2.split("\\n") if "run" in line
+    ][:5]
     assert "legacy pair: True" in out2
     assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").iterdir()} == ckpts  # nothing retrained
     assert (run_dir / "metrics.jsonl").read_bytes() == metrics
 
     # no credential anywhere: notebook outputs, the run on Drive (config.json, metrics, W&B files), the clone
     clone = Path(env["NANODDPM_CLONE_DIR"])  # the second session's clone; the first one's was wiped
-    written = (out1 + out2 + all_text_under(Path(env["FAKE_COLAB_DRIVE"]))
-               + all_text_under(base / "content", skip=tracked_files(clone)))
+    written = (
+        out1
+        + out2
+        + all_text_under(Path(env["FAKE_COLAB_DRIVE"]))
+        + all_text_under(base / "content", skip=tracked_files(clone))
+    )
     for secret in (TOKEN, LEGACY_KEY):
         assert secret not in written
 

@@ -16,18 +16,21 @@ def device(platform, capability=None, kind=""):
     return d
 
 
-@pytest.mark.parametrize("dev, want", [
-    (device("tpu", kind="TPU v5 lite"), jnp.bfloat16),
-    (device("tpu", kind="TPU v3"), jnp.bfloat16),
-    (device("gpu", "8.0", "NVIDIA A100-SXM4-40GB"), jnp.bfloat16),
-    (device("gpu", "8.9", "NVIDIA L4"), jnp.bfloat16),
-    (device("gpu", "9.0", "NVIDIA H100 80GB HBM3"), jnp.bfloat16),
-    (device("cuda", "12.0", "NVIDIA RTX PRO 6000"), jnp.bfloat16),
-    (device("gpu", "7.5", "Tesla T4"), jnp.float32),  # Colab's free GPU: no bfloat16 units
-    (device("gpu", "7.0", "Tesla V100-SXM2-16GB"), jnp.float32),
-    (device("gpu", None, "AMD Instinct MI250"), jnp.float32),  # capability unknown: float32 is always correct
-    (device("cpu", kind="cpu"), jnp.float32),
-])
+@pytest.mark.parametrize(
+    "dev, want",
+    [
+        (device("tpu", kind="TPU v5 lite"), jnp.bfloat16),
+        (device("tpu", kind="TPU v3"), jnp.bfloat16),
+        (device("gpu", "8.0", "NVIDIA A100-SXM4-40GB"), jnp.bfloat16),
+        (device("gpu", "8.9", "NVIDIA L4"), jnp.bfloat16),
+        (device("gpu", "9.0", "NVIDIA H100 80GB HBM3"), jnp.bfloat16),
+        (device("cuda", "12.0", "NVIDIA RTX PRO 6000"), jnp.bfloat16),
+        (device("gpu", "7.5", "Tesla T4"), jnp.float32),  # Colab's free GPU: no bfloat16 units
+        (device("gpu", "7.0", "Tesla V100-SXM2-16GB"), jnp.float32),
+        (device("gpu", None, "AMD Instinct MI250"), jnp.float32),  # capability unknown: float32 is always correct
+        (device("cpu", kind="cpu"), jnp.float32),
+    ],
+)
 def test_auto_follows_the_device_capability(dev, want):
     assert resolve_compute_dtype("auto", dev) == want
     assert has_bfloat16_units(dev) == (want == jnp.bfloat16)

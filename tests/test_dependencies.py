@@ -58,4 +58,3 @@ def test_colabs_preinstalled_versions_satisfy_our_bounds():
     assert {"jax", "numpy", "ipywidgets"} <= shared
     for name in shared:
         assert ours[name].specifier.contains(colab[name]), f"Colab ships {name}=={colab[name]}, we ask {ours[name]}"
-

@@ -25,8 +25,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "site-screenshots"
 CHROMIUM = os.environ.get("NANODDPM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def cannot_run(reason: str):
@@ -44,8 +52,10 @@ if CHROMIUM is None:
     cannot_run("no chromium on this machine: apt-get install chromium (make site-check does)")
 
 # text a reader should never see: maths MathJax did not typeset
-RAW_MATH_RE = re.compile(r"\$\$|\$[^$\s][^$\n]*\$|\\(frac|sqrt|mathbf|mathcal|alpha|beta|epsilon|sigma|bar|sum|"
-                         r"prod|left|right|begin|end|tilde|hat|mid|cdot|log)\b")
+RAW_MATH_RE = re.compile(
+    r"\$\$|\$[^$\s][^$\n]*\$|\\(frac|sqrt|mathbf|mathcal|alpha|beta|epsilon|sigma|bar|sum|"
+    r"prod|left|right|begin|end|tilde|hat|mid|cdot|log)\b"
+)
 HIDE_CODE_JS = """() => {
   const body = document.body.cloneNode(true);
   body.querySelectorAll('pre, code, script, style, mjx-container, .MathJax, textarea').forEach(e => e.remove());
@@ -57,7 +67,9 @@ IMAGES_JS = """async () => {
   await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
   return imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));
 }"""
-MATHJAX_JS = "async () => { if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise; }"
+MATHJAX_JS = (
+    "async () => { if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise; }"
+)
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -100,7 +112,7 @@ def check_page(browser, url: str, origin: str, root: Path, screenshot: Path | No
     for src in page.evaluate(IMAGES_JS):
         problems.append(f"image not loaded: {src}")
     for m in RAW_MATH_RE.finditer(page.evaluate(HIDE_CODE_JS)):
-        problems.append(f"untypeset maths: ...{m.string[max(0, m.start() - 30):m.end() + 30]!r}...")
+        problems.append(f"untypeset maths: ...{m.string[max(0, m.start() - 30) : m.end() + 30]!r}...")
     for href in set(page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")):
         if href.startswith(origin):
             problems += dead_link(href, origin, root)
@@ -111,7 +123,7 @@ def check_page(browser, url: str, origin: str, root: Path, screenshot: Path | No
     return problems
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _html(path: Path) -> str:
     return path.read_text(errors="replace")
 
@@ -123,16 +135,23 @@ def dead_link(href: str, origin: str, root: Path) -> list[str]:
         path = path / "index.html"
     if not path.is_file():
         return [f"dead link: {href}"]
-    if fragment and path.suffix == ".html" and not re.search(rf'''id=["']{re.escape(unquote(fragment))}["']''', _html(path)):
+    anchor = rf"""id=["']{re.escape(unquote(fragment))}["']"""
+    if fragment and path.suffix == ".html" and not re.search(anchor, _html(path)):
         return [f"dead anchor: {href}"]
     return []
 
 
 # -- the check can fail: one small page per fault --------------------------------------------------------------
 
-GOOD = "<!doctype html><html><head><meta charset='utf-8'><title>t</title></head><body><h1 id='top'>Fine</h1>{}</body></html>"
+GOOD = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>t</title></head>"
+    "<body><h1 id='top'>Fine</h1>{}</body></html>"
+)
 FAULTS = {
-    "fine": ("<p>Plain words, <a href='#top'>a link</a>, <img src='ok.svg'> and code: <code>$x$ \\frac</code></p>", None),
+    "fine": (
+        "<p>Plain words, <a href='#top'>a link</a>, <img src='ok.svg'> and code: <code>$x$ \\frac</code></p>",
+        None,
+    ),
     "broken image": ("<img src='missing.png'>", "image not loaded"),
     "untypeset equation": ("<p>the loss $\\|\\epsilon - \\epsilon_\\theta\\|^2$ here</p>", "untypeset maths"),
     "raw frac": ("<p>and \\frac{1}{2} there</p>", "untypeset maths"),
@@ -168,6 +187,7 @@ def test_the_check_catches(fault, browser, fault_site):
 
 # -- the real site -----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     if os.environ.get("NANODDPM_SITE_DIR"):
@@ -179,8 +199,11 @@ def site(tmp_path_factory):
             cannot_run("building the site needs the [site] extra: pip install -e '.[site]'")
         root = tmp_path_factory.mktemp("site")
         src = tmp_path_factory.mktemp("site-src")
-        run = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), "--out", str(root),
-                              "--src", str(src)], capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "build_site.py"), "--out", str(root), "--src", str(src)],
+            capture_output=True,
+            text=True,
+        )
         assert run.returncode == 0, f"the site did not build:\n{run.stdout}\n{run.stderr}"
     server, origin = serve(root)
     yield root, origin

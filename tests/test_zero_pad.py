@@ -51,5 +51,7 @@ def test_package_calls_no_jnp_pad():
     for path in sorted((ROOT / "nanoddpm_utils").glob("*.py")):
         tree = ast.parse(path.read_text())
         calls = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "pad"]
-        assert not calls, (f"{path.name} calls a pad at line(s) {calls}: concatenate zeros instead "
-                           "(layers.zero_pad_hw; jax 0.7.2's CPU pad can leave garbage)")
+        assert not calls, (
+            f"{path.name} calls a pad at line(s) {calls}: concatenate zeros instead "
+            "(layers.zero_pad_hw; jax 0.7.2's CPU pad can leave garbage)"
+        )
