@@ -214,3 +214,53 @@ def get_preset(name: str) -> Config:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# --------------------------------------------------------------------------- any field from the command line
+SECTIONS = ("model", "diffusion", "train")
+_TYPES = {"bool": bool, "int": int, "float": float, "str": str}  # the annotations' names; any other is tuple[int, ...]
+_READS = {bool: "true or false", int: "a whole number", float: "a finite number", str: "text"}
+
+
+def _read(text: str, kind, key: str):
+    """``text`` as a value of the declared type ``kind`` (a tuple of ints is written ``1,2,2``)."""
+    try:
+        if kind is bool:
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]
+        if kind in (int, str):
+            return kind(text)
+        if kind is float:
+            value = float(text)
+            if value - value == 0:  # refuses inf and nan, which no check below would catch
+                return value
+            raise ValueError(text)
+        return tuple(int(v) for v in text.split(",") if v.strip())  # tuple[int, ...]
+    except (KeyError, ValueError):
+        wanted = _READS.get(kind, "whole numbers separated by commas, e.g. 1,2,2")
+        raise ValueError(f"{key}={text}: {key} takes {wanted}") from None
+
+
+def apply_settings(config: Config, settings: list[str]) -> Config:
+    """``config`` with each ``"section.field=value"`` applied in turn: ``["train.lr=2e-4", "model.ch_mult=1,2"]``.
+
+    A value is read as its field's declared type and checked by the dataclass itself; the top-level fields are
+    written without a section (``dataset=cifar10``). A mistake is a one-line ValueError naming the field and
+    what it may be.
+    """
+    for setting in settings:
+        key, sep, text = (s.strip() for s in setting.partition("="))
+        section, _, name = key.rpartition(".")
+        if not sep or (section and section not in SECTIONS):
+            raise ValueError(f"{setting!r} is not section.field=value with a section of {', '.join(SECTIONS)} "
+                             "(e.g. train.lr=2e-4)")
+        part = getattr(config, section) if section else config
+        kinds = {f.name: _TYPES.get(f.type, tuple) for f in dataclasses.fields(part) if section or f.name not in SECTIONS}
+        if name not in kinds:
+            raise ValueError(f"{key} is not a field; {section or 'the config'} has {', '.join(kinds)}"
+                             + ("" if section else f" (and the sections {', '.join(SECTIONS)})"))
+        value = _read(text, kinds[name], key)
+        try:
+            config = config.replace(**{section: {name: value}}) if section else replace(config, **{name: value})
+        except ValueError as e:
+            raise ValueError(f"{key}={text}: {e}") from None
+    return config

@@ -22,7 +22,7 @@ from PIL import Image
 from nanoddpm_utils import checkpoint
 from nanoddpm_utils.__main__ import main
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.train import init_state
+from nanoddpm_utils.state import init_state
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = get_preset("smoke")
@@ -170,10 +170,55 @@ def test_out_of_range_flags_of_sample_and_eval(tmp_path, capsys):
 def test_resume_a_run_of_another_preset(smoke_run, capsys):
     before = snapshot(smoke_run)
     user_error(capsys, ["train", "--preset", "digits", "--out", smoke_run, "--resume"],
-               "holds a 'smoke' run, not 'digits'", "pass --preset smoke")
+               "holds a 'smoke' run, not 'digits'", "pass --preset smoke (or no --preset)")
     user_error(capsys, ["train", "--preset", "digits", "--out", smoke_run],
                "already holds a run", "pass --resume", "choose another --out")
     assert snapshot(smoke_run) == before
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("train.lrr=1", ["--set train.lrr is not a field", "train has steps, batch_size, lr"]),
+    ("training.lr=1", ["not section.field=value", "model, diffusion, train"]),
+    ("train.lr=fast", ["--set train.lr=fast", "takes a finite number"]),
+    ("model.dropout=1.5", ["--set model.dropout=1.5", "dropout must lie in [0, 1)"]),
+    ("diffusion.schedule=cubic", ["unknown schedule 'cubic'", "choose one of"]),
+])
+def test_a_bad_setting_is_refused_before_anything_is_created(tmp_path, capsys, setting, words):
+    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--set", setting], *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_reads_the_runs_config_and_keeps_its_model(smoke_run, capsys):
+    before = snapshot(smoke_run)
+    user_error(capsys, ["train", "--out", smoke_run, "--resume", "--set", "model.ch=16"],
+               "--set model.* would change the shape of the run being resumed", "another --out")
+    assert snapshot(smoke_run) == before
+
+
+@pytest.mark.parametrize("command, message", [
+    ("train", "interrupted; the newest checkpoint is kept (resume with --resume)"),
+    ("eval", "interrupted; nothing written (eval only prints)"),
+])
+def test_ctrl_c_says_what_is_kept(smoke_run, capsys, monkeypatch, command, message):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(f"nanoddpm_utils.cli.commands.{'fit' if command == 'train' else 'bits_per_dim'}", interrupt)
+    argv = ["train", "--out", smoke_run, "--resume"] if command == "train" else ["eval", "--run", smoke_run]
+    assert main([str(a) for a in argv]) == 130
+    assert capsys.readouterr().err.strip() == message
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes through any permission bits")
+def test_a_folder_the_system_refuses_is_the_users_to_fix(smoke_run, capsys):
+    """A folder of the user's that the system refuses mid-run (a read-only checkpoints/): exit 2, one line."""
+    folder = smoke_run / "checkpoints"
+    folder.chmod(0o500)
+    try:
+        user_error(capsys, ["train", "--out", smoke_run, "--resume", "--steps", "5", "--no-progress"],
+                   f"cannot write {folder}", "(Permission denied)", "choose another --out")
+    finally:
+        folder.chmod(0o700)
+    assert sorted(p.name for p in folder.iterdir()) == ["step_00000000.eqx", "step_00000000.json"]
 
 
 def test_checkpoint_of_another_model_version(smoke_run, capsys):
@@ -309,7 +354,7 @@ def test_bounds_of_seed_and_num(tmp_path, capsys, argv, words):
 
 
 def test_sample_to_a_directory_is_refused_before_sampling(smoke_run, capsys, monkeypatch):
-    monkeypatch.setattr("nanoddpm_utils.__main__._sample_in_chunks", lambda *a, **k: pytest.fail("sampled"))
+    monkeypatch.setattr("nanoddpm_utils.cli.commands.sample_in_chunks", lambda *a, **k: pytest.fail("sampled"))
     (smoke_run.parent / "x.npz").mkdir()
     user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "x.npz"], "x.npz is a directory")
     (smoke_run.parent / "y.png").mkdir()
@@ -321,8 +366,10 @@ def test_sample_to_a_directory_is_refused_before_sampling(smoke_run, capsys, mon
     assert sorted(p.name for p in smoke_run.parent.iterdir()) == ["run", "x.npz", "y.png"]
 
 
-@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt(),
+                                     PermissionError(13, "Permission denied")])
 def test_no_temporary_file_is_left_when_writing_fails(smoke_run, capsys, monkeypatch, failure):
+    """A full disk is the machine's (exit 1, "free the disk"), a refused path the user's (exit 2), Ctrl-C 130."""
     out = smoke_run.parent / "out" / "s.npz"
 
     def savez(file, **arrays):
@@ -331,16 +378,19 @@ def test_no_temporary_file_is_left_when_writing_fails(smoke_run, capsys, monkeyp
 
     monkeypatch.setattr("numpy.savez", savez)
     code = main(["sample", "--run", str(smoke_run), "--out", str(out), "--num", "2"])
-    assert code == (130 if isinstance(failure, KeyboardInterrupt) else 1)
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and ("No space left on device" in err or "interrupted" in err), err
+    assert "\n" not in err, err
+    if isinstance(failure, KeyboardInterrupt):
+        assert code == 130 and err == "interrupted; nothing written (the .npz appears only once every sample is drawn)"
+    elif isinstance(failure, PermissionError):
+        assert code == 2 and "Permission denied" in err and "choose another --out" in err, err
+    else:
+        assert code == 1 and "No space left on device" in err and "free the disk" in err, err
     assert list(out.parent.iterdir()) == []  # no s.npz, no temporary file
 
 
 def test_a_large_num_is_drawn_in_chunks(smoke_run, capsys, monkeypatch):
-    import nanoddpm_utils.__main__ as cli
-
-    monkeypatch.setattr(cli, "CHUNK", 3)
+    monkeypatch.setattr("nanoddpm_utils.cli.commands.CHUNK", 3)
     assert main(["sample", "--run", str(smoke_run), "--out", str(smoke_run.parent / "s.npz"), "--num", "7"]) == 0
     samples = np.load(smoke_run.parent / "s.npz")["samples"]
     assert samples.shape == (7, 8, 8, 1)
@@ -351,7 +401,7 @@ def test_an_internal_error_is_not_dressed_as_the_users(tmp_path, capsys, monkeyp
     def broken_fit(*args, **kwargs):
         raise ValueError("an internal bug")  # a ValueError of ours, not the user's
 
-    monkeypatch.setattr("nanoddpm_utils.train.fit", broken_fit)
+    monkeypatch.setattr("nanoddpm_utils.cli.commands.fit", broken_fit)
     out = tmp_path / "r"
     assert main(["train", "--preset", "smoke", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
