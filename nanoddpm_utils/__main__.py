@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import jax  # noqa: F401  (here, not above: only a command that runs pays for it)
     except Exception as e:  # a broken install is the machine's, not a bug of ours: one line, not a traceback
-        print(f"error: cannot import jax ({type(e).__name__}: {first_line(e)}); reinstall jax: pip install -U jax",
-              file=sys.stderr)
+        print(
+            f"error: cannot import jax ({type(e).__name__}: {first_line(e)}); reinstall jax: pip install -U jax",
+            file=sys.stderr,
+        )
         return 1
     from .cli import commands, errors
 

@@ -251,13 +251,18 @@ def apply_settings(config: Config, settings: list[str]) -> Config:
         key, sep, text = (s.strip() for s in setting.partition("="))
         section, _, name = key.rpartition(".")
         if not sep or (section and section not in SECTIONS):
-            raise ValueError(f"{setting!r} is not section.field=value with a section of {', '.join(SECTIONS)} "
-                             "(e.g. train.lr=2e-4)")
+            raise ValueError(
+                f"{setting!r} is not section.field=value with a section of {', '.join(SECTIONS)} (e.g. train.lr=2e-4)"
+            )
         part = getattr(config, section) if section else config
-        kinds = {f.name: _TYPES.get(f.type, tuple) for f in dataclasses.fields(part) if section or f.name not in SECTIONS}
+        kinds = {
+            f.name: _TYPES.get(f.type, tuple) for f in dataclasses.fields(part) if section or f.name not in SECTIONS
+        }
         if name not in kinds:
-            raise ValueError(f"{key} is not a field; {section or 'the config'} has {', '.join(kinds)}"
-                             + ("" if section else f" (and the sections {', '.join(SECTIONS)})"))
+            raise ValueError(
+                f"{key} is not a field; {section or 'the config'} has {', '.join(kinds)}"
+                + ("" if section else f" (and the sections {', '.join(SECTIONS)})")
+            )
         value = _read(text, kinds[name], key)
         try:
             config = config.replace(**{section: {name: value}}) if section else replace(config, **{name: value})

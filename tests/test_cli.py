@@ -4,8 +4,8 @@ issue 7 is in test_cli_errors.py)."""
 import json
 import os
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args, timeout=600):
     # the compilation cache that conftest.py gives in-process tests: later runs reuse what earlier ones compiled
-    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(ROOT),
-               JAX_COMPILATION_CACHE_DIR=str(ROOT / ".pytest_cache" / "jax"))
-    return subprocess.run([sys.executable, "-m", "nanoddpm_utils", *args], capture_output=True, text=True,
-                          env=env, stdin=subprocess.DEVNULL, timeout=timeout, cwd=ROOT)
+    env = dict(
+        os.environ,
+        WANDB_MODE="disabled",
+        PYTHONPATH=str(ROOT),
+        JAX_COMPILATION_CACHE_DIR=str(ROOT / ".pytest_cache" / "jax"),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "nanoddpm_utils", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def test_train_then_sample_then_resume(tmp_path):
@@ -63,8 +74,14 @@ def test_help_imports_no_jax():
     """--help answers before jax (or numpy, or wandb) is imported: parsing needs none of them."""
     for args in (["--help"], ["train", "--help"]):
         start = time.perf_counter()
-        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "nanoddpm_utils", *args], capture_output=True,
-                           text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "nanoddpm_utils", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            timeout=60,
+        )
         seconds = time.perf_counter() - start
         assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
         imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
@@ -76,20 +93,30 @@ def test_a_broken_jax_is_one_line(tmp_path):
     """jax that fails to import (a jaxlib of another version, a missing shared library): one line, exit 1."""
     (tmp_path / "jax").mkdir()
     (tmp_path / "jax" / "__init__.py").write_text("raise ImportError('libjaxlib.so: cannot open shared object file')")
-    r = subprocess.run([sys.executable, "-m", "nanoddpm_utils", "train", "--preset", "smoke", "--out",
-                        str(tmp_path / "r")], capture_output=True, text=True, cwd=ROOT, timeout=60,
-                       env=dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}"))
+    r = subprocess.run(
+        [sys.executable, "-m", "nanoddpm_utils", "train", "--preset", "smoke", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}"),
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.strip() == ("error: cannot import jax (ImportError: libjaxlib.so: cannot open shared object "
-                                "file); reinstall jax: pip install -U jax")
+    assert r.stderr.strip() == (
+        "error: cannot import jax (ImportError: libjaxlib.so: cannot open shared object "
+        "file); reinstall jax: pip install -U jax"
+    )
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--preset", "smoke", "--out", "{tmp}/r", "--data", "{tmp}/nothing-here"], "nor an existing folder"),
-    (["train", "--preset", "smoke", "--out", "{tmp}/r", "--resume"], "not a run directory"),
-    (["sample", "--run", "{tmp}/nope", "--out", "{tmp}/s.npz"], "not a run directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--preset", "smoke", "--out", "{tmp}/r", "--data", "{tmp}/nothing-here"], "nor an existing folder"),
+        (["train", "--preset", "smoke", "--out", "{tmp}/r", "--resume"], "not a run directory"),
+        (["sample", "--run", "{tmp}/nope", "--out", "{tmp}/s.npz"], "not a run directory"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
     argv = [a.format(tmp=tmp_path) for a in argv]
     assert main(argv) == 2

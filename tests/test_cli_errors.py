@@ -45,8 +45,11 @@ def user_error(capsys, argv, *words):
 
 def snapshot(folder: Path) -> dict:
     """Every file under ``folder`` and its SHA-256: what an error must leave as it was."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def save_png(file: Path, array) -> None:
@@ -69,13 +72,23 @@ def smoke_run(tmp_path):
 
 # --- data ------------------------------------------------------------------------------------------------
 
+
 def test_data_path_missing_or_empty(tmp_path, capsys):
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "nope"],
-               "nope", "neither 'digits', 'cifar10' nor an existing folder", "check the path")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "nope"],
+        "nope",
+        "neither 'digits', 'cifar10' nor an existing folder",
+        "check the path",
+    )
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "empty"],
-               "no images found in", "put your images there")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "empty"],
+        "no images found in",
+        "put your images there",
+    )
     assert (tmp_path / "empty" / "notes.txt").read_text() == "no images here"
 
 
@@ -83,42 +96,72 @@ def test_images_of_mixed_sizes(tmp_path, capsys):
     save_png(tmp_path / "imgs" / "a.png", np.zeros((8, 8)))
     save_png(tmp_path / "imgs" / "b.png", np.zeros((9, 8)))
     before = snapshot(tmp_path / "imgs")
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "imgs"],
-               "images have different sizes", "a.png is 8x8", "b.png is 8x9", "resize them all")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "imgs"],
+        "images have different sizes",
+        "a.png is 8x8",
+        "b.png is 8x9",
+        "resize them all",
+    )
     assert snapshot(tmp_path / "imgs") == before
 
 
 def test_images_of_the_wrong_size_or_channel_count_for_the_preset(tmp_path, capsys):
     save_png(tmp_path / "big" / "a.png", np.zeros((16, 16)))
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "big"],
-               "16x16x1 (HxWxC) but the preset expects 8x8x1", "image_size=16", "or resize the images")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "big"],
+        "16x16x1 (HxWxC) but the preset expects 8x8x1",
+        "image_size=16",
+        "or resize the images",
+    )
     # CIFAR-10 is RGB: a 1-channel preset cannot take it (a folder of plain images is converted instead)
     rows = np.zeros((2, 3072), np.uint8)
     write_batch(tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_1", {b"data": rows, b"labels": [0, 1]})
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "cifar"],
-               "32x32x3 (HxWxC) but the preset expects 8x8x1", "in_channels=3")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "cifar"],
+        "32x32x3 (HxWxC) but the preset expects 8x8x1",
+        "in_channels=3",
+    )
 
 
 def test_a_corrupt_image_is_named(tmp_path, capsys):
     save_png(tmp_path / "imgs" / "good.png", np.zeros((8, 8)))
     (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png at all")
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "imgs"],
-               "cannot read image", str(tmp_path / "imgs" / "broken.png"), "delete or replace this file")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "imgs"],
+        "cannot read image",
+        str(tmp_path / "imgs" / "broken.png"),
+        "delete or replace this file",
+    )
     assert (tmp_path / "imgs" / "broken.png").read_bytes() == b"not a png at all"
 
 
-@pytest.mark.parametrize("batch, words", [
-    ({b"pixels": np.zeros((2, 3072), np.uint8)}, ["is not a genuine CIFAR-10 batch", "not b'data' and b'labels'",
-                                                  "b'pixels'"]),
-    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, ["(N, 3072)", "shape (2, 100)"]),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1, 2]}, ["a list of 3", "not a list of 2 ints"]),
-    ({b"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], 1: 2}, ["keys of type int, str"]),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"1", b"2"]}, ["b'labels' holds b'1'", "ints in 0..9"]),
-])
+@pytest.mark.parametrize(
+    "batch, words",
+    [
+        (
+            {b"pixels": np.zeros((2, 3072), np.uint8)},
+            ["is not a genuine CIFAR-10 batch", "not b'data' and b'labels'", "b'pixels'"],
+        ),
+        ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, ["(N, 3072)", "shape (2, 100)"]),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1, 2]}, ["a list of 3", "not a list of 2 ints"]),
+        ({b"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1], 1: 2}, ["keys of type int, str"]),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"1", b"2"]}, ["b'labels' holds b'1'", "ints in 0..9"]),
+    ],
+)
 def test_a_cifar_batch_with_wrong_keys_or_shape(tmp_path, capsys, batch, words):
     write_batch(tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_1", batch)
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "cifar"],
-               "data_batch_1", *words, "download the dataset again")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--data", tmp_path / "cifar"],
+        "data_batch_1",
+        *words,
+        "download the dataset again",
+    )
     assert not (tmp_path / "r").exists()  # refused while loading the data: no run folder
 
 
@@ -130,59 +173,91 @@ def test_kagglehub_without_credentials(tmp_path, capsys, monkeypatch):
 
     def unauthenticated(handle, *args, **kwargs):  # what kagglehub raises, the key in it as a server might echo it
         raise UnauthenticatedError(f"401 Unauthorized: bad key {key} for {handle}")
+
     monkeypatch.setattr(kagglehub, "dataset_download", unauthenticated)
-    line = user_error(capsys, ["train", "--preset", "nano_cifar10", "--out", tmp_path / "r", "--data", "cifar10"],
-                      "could not download CIFAR-10", "401 Unauthorized", "Secrets panel", "KAGGLE_USERNAME",
-                      "KAGGLE_KEY", "~/.kaggle/kaggle.json", "chmod 600")
+    line = user_error(
+        capsys,
+        ["train", "--preset", "nano_cifar10", "--out", tmp_path / "r", "--data", "cifar10"],
+        "could not download CIFAR-10",
+        "401 Unauthorized",
+        "Secrets panel",
+        "KAGGLE_USERNAME",
+        "KAGGLE_KEY",
+        "~/.kaggle/kaggle.json",
+        "chmod 600",
+    )
     assert key not in line and "***" in line
 
 
 # --- flags ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("flags, words", [
-    (["--preset", "huge"], ["argument --preset: invalid choice: 'huge'", "choose from", "'smoke'"]),
-    (["--steps", "-3"], ["argument --steps: must be >= 1, got -3"]),
-    (["--steps", "0"], ["argument --steps: must be >= 1, got 0"]),
-    (["--steps", "many"], ["argument --steps: 'many' is not a whole number"]),
-    (["--batch-size", "0"], ["argument --batch-size: must be >= 1, got 0"]),
-    (["--ckpt-every", "-1"], ["argument --ckpt-every: must be >= 1"]),
-    (["--ckpt-minutes", "-1"], ["argument --ckpt-minutes: must be >= 0"]),
-    (["--ckpt-minutes", "nan"], ["argument --ckpt-minutes: must be >= 0"]),
-    (["--keep", "0"], ["argument --keep: must be >= 1"]),
-])
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--preset", "huge"], ["argument --preset: invalid choice: 'huge'", "choose from", "'smoke'"]),
+        (["--steps", "-3"], ["argument --steps: must be >= 1, got -3"]),
+        (["--steps", "0"], ["argument --steps: must be >= 1, got 0"]),
+        (["--steps", "many"], ["argument --steps: 'many' is not a whole number"]),
+        (["--batch-size", "0"], ["argument --batch-size: must be >= 1, got 0"]),
+        (["--ckpt-every", "-1"], ["argument --ckpt-every: must be >= 1"]),
+        (["--ckpt-minutes", "-1"], ["argument --ckpt-minutes: must be >= 0"]),
+        (["--ckpt-minutes", "nan"], ["argument --ckpt-minutes: must be >= 0"]),
+        (["--keep", "0"], ["argument --keep: must be >= 1"]),
+    ],
+)
 def test_unknown_preset_and_out_of_range_flags(tmp_path, capsys, flags, words):
     user_error(capsys, ["train", "--out", tmp_path / "r", *flags], *words, "`python -m nanoddpm_utils train --help`")
     assert not (tmp_path / "r").exists()  # refused before anything was created
 
 
 def test_out_of_range_flags_of_sample_and_eval(tmp_path, capsys):
-    user_error(capsys, ["sample", "--run", tmp_path, "--out", tmp_path / "s.npz", "--num", "0"],
-               "argument --num: must be >= 1")
-    user_error(capsys, ["sample", "--run", tmp_path, "--out", tmp_path / "s.npz", "--eta", "2"],
-               "argument --eta: must lie in [0, 1]")
+    user_error(
+        capsys, ["sample", "--run", tmp_path, "--out", tmp_path / "s.npz", "--num", "0"], "argument --num: must be >= 1"
+    )
+    user_error(
+        capsys,
+        ["sample", "--run", tmp_path, "--out", tmp_path / "s.npz", "--eta", "2"],
+        "argument --eta: must lie in [0, 1]",
+    )
     user_error(capsys, ["eval", "--run", tmp_path, "--batch-size", "-1"], "argument --batch-size: must be >= 1")
-    user_error(capsys, ["eval", "--run", tmp_path, "--num-samples", "1"], "too few for a Frechet distance", "at least 2")
+    user_error(
+        capsys, ["eval", "--run", tmp_path, "--num-samples", "1"], "too few for a Frechet distance", "at least 2"
+    )
     user_error(capsys, ["train"], "the following arguments are required: --out")
 
 
 # --- checkpoints and run directories -------------------------------------------------------------------
 
+
 def test_resume_a_run_of_another_preset(smoke_run, capsys):
     before = snapshot(smoke_run)
-    user_error(capsys, ["train", "--preset", "digits", "--out", smoke_run, "--resume"],
-               "holds a 'smoke' run, not 'digits'", "pass --preset smoke (or no --preset)")
-    user_error(capsys, ["train", "--preset", "digits", "--out", smoke_run],
-               "already holds a run", "pass --resume", "choose another --out")
+    user_error(
+        capsys,
+        ["train", "--preset", "digits", "--out", smoke_run, "--resume"],
+        "holds a 'smoke' run, not 'digits'",
+        "pass --preset smoke (or no --preset)",
+    )
+    user_error(
+        capsys,
+        ["train", "--preset", "digits", "--out", smoke_run],
+        "already holds a run",
+        "pass --resume",
+        "choose another --out",
+    )
     assert snapshot(smoke_run) == before
 
 
-@pytest.mark.parametrize("setting, words", [
-    ("train.lrr=1", ["--set train.lrr is not a field", "train has steps, batch_size, lr"]),
-    ("training.lr=1", ["not section.field=value", "model, diffusion, train"]),
-    ("train.lr=fast", ["--set train.lr=fast", "takes a finite number"]),
-    ("model.dropout=1.5", ["--set model.dropout=1.5", "dropout must lie in [0, 1)"]),
-    ("diffusion.schedule=cubic", ["unknown schedule 'cubic'", "choose one of"]),
-])
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ("train.lrr=1", ["--set train.lrr is not a field", "train has steps, batch_size, lr"]),
+        ("training.lr=1", ["not section.field=value", "model, diffusion, train"]),
+        ("train.lr=fast", ["--set train.lr=fast", "takes a finite number"]),
+        ("model.dropout=1.5", ["--set model.dropout=1.5", "dropout must lie in [0, 1)"]),
+        ("diffusion.schedule=cubic", ["unknown schedule 'cubic'", "choose one of"]),
+    ],
+)
 def test_a_bad_setting_is_refused_before_anything_is_created(tmp_path, capsys, setting, words):
     user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--set", setting], *words)
     assert not (tmp_path / "r").exists()
@@ -190,18 +265,26 @@ def test_a_bad_setting_is_refused_before_anything_is_created(tmp_path, capsys, s
 
 def test_resume_reads_the_runs_config_and_keeps_its_model(smoke_run, capsys):
     before = snapshot(smoke_run)
-    user_error(capsys, ["train", "--out", smoke_run, "--resume", "--set", "model.ch=16"],
-               "--set model.* would change the shape of the run being resumed", "another --out")
+    user_error(
+        capsys,
+        ["train", "--out", smoke_run, "--resume", "--set", "model.ch=16"],
+        "--set model.* would change the shape of the run being resumed",
+        "another --out",
+    )
     assert snapshot(smoke_run) == before
 
 
-@pytest.mark.parametrize("command, message", [
-    ("train", "interrupted; the newest checkpoint is kept (resume with --resume)"),
-    ("eval", "interrupted; nothing written (eval only prints)"),
-])
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        ("train", "interrupted; the newest checkpoint is kept (resume with --resume)"),
+        ("eval", "interrupted; nothing written (eval only prints)"),
+    ],
+)
 def test_ctrl_c_says_what_is_kept(smoke_run, capsys, monkeypatch, command, message):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(f"nanoddpm_utils.cli.commands.{'fit' if command == 'train' else 'bits_per_dim'}", interrupt)
     argv = ["train", "--out", smoke_run, "--resume"] if command == "train" else ["eval", "--run", smoke_run]
     assert main([str(a) for a in argv]) == 130
@@ -214,8 +297,13 @@ def test_a_folder_the_system_refuses_is_the_users_to_fix(smoke_run, capsys):
     folder = smoke_run / "checkpoints"
     folder.chmod(0o500)
     try:
-        user_error(capsys, ["train", "--out", smoke_run, "--resume", "--steps", "5", "--no-progress"],
-                   f"cannot write {folder}", "(Permission denied)", "choose another --out")
+        user_error(
+            capsys,
+            ["train", "--out", smoke_run, "--resume", "--steps", "5", "--no-progress"],
+            f"cannot write {folder}",
+            "(Permission denied)",
+            "choose another --out",
+        )
     finally:
         folder.chmod(0o700)
     assert sorted(p.name for p in folder.iterdir()) == ["step_00000000.eqx", "step_00000000.json"]
@@ -227,11 +315,19 @@ def test_checkpoint_of_another_model_version(smoke_run, capsys):
     config["model"]["ch"] = 16
     (smoke_run / "config.json").write_text(json.dumps(config))
     before = snapshot(smoke_run)
-    for argv in (["train", "--preset", "smoke", "--out", smoke_run, "--resume"],
-                 ["sample", "--run", smoke_run, "--out", smoke_run.parent / "s.npz"],
-                 ["eval", "--run", smoke_run]):
-        user_error(capsys, argv, "step_00000000.eqx does not fit the model of", "changed shape",
-                   "another config or another version of the model", "train afresh with another --out")
+    for argv in (
+        ["train", "--preset", "smoke", "--out", smoke_run, "--resume"],
+        ["sample", "--run", smoke_run, "--out", smoke_run.parent / "s.npz"],
+        ["eval", "--run", smoke_run],
+    ):
+        user_error(
+            capsys,
+            argv,
+            "step_00000000.eqx does not fit the model of",
+            "changed shape",
+            "another config or another version of the model",
+            "train afresh with another --out",
+        )
     assert snapshot(smoke_run) == before
     assert not (smoke_run.parent / "s.npz").exists()
 
@@ -244,8 +340,12 @@ def test_checkpoint_with_extra_leaves(smoke_run, capsys):
     meta = json.loads(ckpt.with_suffix(".json").read_text())
     meta["sha256"] = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     ckpt.with_suffix(".json").write_text(json.dumps(meta))
-    user_error(capsys, ["train", "--preset", "smoke", "--out", smoke_run, "--resume"],
-               "more leaves than this model has", "another --out")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", smoke_run, "--resume"],
+        "more leaves than this model has",
+        "another --out",
+    )
 
 
 def test_checkpoint_of_another_format_or_config_version(smoke_run, capsys):
@@ -253,15 +353,25 @@ def test_checkpoint_of_another_format_or_config_version(smoke_run, capsys):
     meta = json.loads(meta_file.read_text())
     meta_file.write_text(json.dumps({**meta, "format": checkpoint.FORMAT + 1, "version": "9.9"}))
     before = snapshot(smoke_run)
-    user_error(capsys, ["train", "--preset", "smoke", "--out", smoke_run, "--resume"],
-               "none of the 1 checkpoint(s)", f"format {checkpoint.FORMAT + 1} (written by nanoddpm_utils 9.9)",
-               f"reads format {checkpoint.FORMAT}", "train afresh with another --out")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", smoke_run, "--resume"],
+        "none of the 1 checkpoint(s)",
+        f"format {checkpoint.FORMAT + 1} (written by nanoddpm_utils 9.9)",
+        f"reads format {checkpoint.FORMAT}",
+        "train afresh with another --out",
+    )
     meta_file.write_text(json.dumps(meta))
     config = json.loads((smoke_run / "config.json").read_text())
     config["model"]["attention_heads"] = 4  # a field of a later version
     (smoke_run / "config.json").write_text(json.dumps(config))
-    user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "s.npz"],
-               "config.json is not a config this version", "attention_heads", "train afresh with another --out")
+    user_error(
+        capsys,
+        ["sample", "--run", smoke_run, "--out", smoke_run.parent / "s.npz"],
+        "config.json is not a config this version",
+        "attention_heads",
+        "train afresh with another --out",
+    )
     assert snapshot(smoke_run).keys() == before.keys()
 
 
@@ -269,12 +379,24 @@ def test_run_directory_not_writable(tmp_path, capsys, smoke_run):
     """Works as root too: no permission bit stops root, but a regular file in the path stops everyone."""
     blocker = tmp_path / "a-file"
     blocker.write_text("mine")
-    user_error(capsys, ["train", "--preset", "smoke", "--out", blocker / "run"],
-               f"{blocker} is a file, so {blocker / 'run'} cannot be created", "choose another --out")
-    user_error(capsys, ["train", "--preset", "smoke", "--out", blocker], f"{blocker} is a file, not a directory",
-               "choose another --out")
-    user_error(capsys, ["sample", "--run", smoke_run, "--out", blocker / "s.npz"], f"{blocker} is a file",
-               "choose another --out")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", blocker / "run"],
+        f"{blocker} is a file, so {blocker / 'run'} cannot be created",
+        "choose another --out",
+    )
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", blocker],
+        f"{blocker} is a file, not a directory",
+        "choose another --out",
+    )
+    user_error(
+        capsys,
+        ["sample", "--run", smoke_run, "--out", blocker / "s.npz"],
+        f"{blocker} is a file",
+        "choose another --out",
+    )
     assert blocker.read_text() == "mine"
 
 
@@ -284,22 +406,37 @@ def test_run_directory_without_write_permission(tmp_path, capsys):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        user_error(capsys, ["train", "--preset", "smoke", "--out", locked / "run"], "cannot write to",
-                   "Permission denied", "choose another --out")
+        user_error(
+            capsys,
+            ["train", "--preset", "smoke", "--out", locked / "run"],
+            "cannot write to",
+            "Permission denied",
+            "choose another --out",
+        )
     finally:
         locked.chmod(0o700)
 
 
 def test_resume_without_checkpoint(tmp_path, capsys):
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "never", "--resume"],
-               "config.json not found", "is not a run directory", "train --out")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "never", "--resume"],
+        "config.json not found",
+        "is not a run directory",
+        "train --out",
+    )
     assert not (tmp_path / "never").exists()  # a refused --resume creates nothing
     checkpoint.save_config(tmp_path / "started", SMOKE)  # killed before its first checkpoint
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "started", "--resume"],
-               "no checkpoint in", "train first (without --resume)")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "started", "--resume"],
+        "no checkpoint in",
+        "train first (without --resume)",
+    )
 
 
 # --- the same, as a user's terminal shows it ---------------------------------------------------------------
+
 
 def test_errors_in_a_real_process(tmp_path):
     save_png(tmp_path / "imgs" / "good.png", np.zeros((8, 8)))
@@ -310,8 +447,15 @@ def test_errors_in_a_real_process(tmp_path):
         (["train", "--preset", "huge", "--out", tmp_path / "r"], ["invalid choice: 'huge'"]),
         (["train", "--preset", "smoke", "--out", tmp_path / "r", "--resume"], ["not a run directory"]),
     ]:
-        r = subprocess.run([sys.executable, "-m", "nanoddpm_utils", *map(str, argv)], capture_output=True,
-                           text=True, env=env, stdin=subprocess.DEVNULL, timeout=300, cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, "-m", "nanoddpm_utils", *map(str, argv)],
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+            cwd=ROOT,
+        )
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
@@ -319,18 +463,44 @@ def test_errors_in_a_real_process(tmp_path):
 
 
 def test_more_devices_than_the_machine_has(capsys, tmp_path):
-    user_error(capsys, ["train", "--preset", "smoke", "--out", tmp_path / "r", "--devices", "2"],
-               "asked for 2 devices", "this machine has 1")
+    user_error(
+        capsys,
+        ["train", "--preset", "smoke", "--out", tmp_path / "r", "--devices", "2"],
+        "asked for 2 devices",
+        "this machine has 1",
+    )
     assert not (tmp_path / "r").exists()
 
 
 def test_batch_size_not_divisible_by_the_device_count(tmp_path):
     """On 8 (simulated) devices a global batch of 12 cannot split: one line, exit 2, nothing created."""
-    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    r = subprocess.run([sys.executable, "-m", "nanoddpm_utils", "train", "--preset", "smoke", "--out",
-                        str(tmp_path / "r"), "--batch-size", "12"], capture_output=True, text=True, env=env,
-                       stdin=subprocess.DEVNULL, timeout=300, cwd=ROOT)
+    env = dict(
+        os.environ,
+        WANDB_MODE="disabled",
+        PYTHONPATH=str(ROOT),
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nanoddpm_utils",
+            "train",
+            "--preset",
+            "smoke",
+            "--out",
+            str(tmp_path / "r"),
+            "--batch-size",
+            "12",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "batch size 12 does not split evenly over 8 devices" in lines[0], r.stderr
@@ -340,14 +510,21 @@ def test_batch_size_not_divisible_by_the_device_count(tmp_path):
 
 # --- issue 15: bounds, paths, links, internal errors, nothing left behind ---------------------------------
 
-@pytest.mark.parametrize("argv, words", [
-    (["train", "--out", "{tmp}/r", "--seed", "99999999999999999999999"], ["--seed: must be <= 4,294,967,295"]),
-    (["train", "--out", "{tmp}/r", "--seed", "-1"], ["--seed: must be >= 0"]),
-    (["sample", "--run", "{tmp}", "--out", "{tmp}/s.npz", "--num", "50001"], ["--num: must be <= 50,000"]),
-    (["sample", "--run", "{tmp}", "--out", "{tmp}/s.npz", "--seed", "4294967296"], ["--seed: must be <= 4,294,967,295"]),
-    (["eval", "--run", "{tmp}", "--num-samples", "10**6"], ["is not a whole number"]),
-    (["eval", "--run", "{tmp}", "--num-samples", "1000000"], ["--num-samples: must be <= 50,000"]),
-])
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--out", "{tmp}/r", "--seed", "99999999999999999999999"], ["--seed: must be <= 4,294,967,295"]),
+        (["train", "--out", "{tmp}/r", "--seed", "-1"], ["--seed: must be >= 0"]),
+        (["sample", "--run", "{tmp}", "--out", "{tmp}/s.npz", "--num", "50001"], ["--num: must be <= 50,000"]),
+        (
+            ["sample", "--run", "{tmp}", "--out", "{tmp}/s.npz", "--seed", "4294967296"],
+            ["--seed: must be <= 4,294,967,295"],
+        ),
+        (["eval", "--run", "{tmp}", "--num-samples", "10**6"], ["is not a whole number"]),
+        (["eval", "--run", "{tmp}", "--num-samples", "1000000"], ["--num-samples: must be <= 50,000"]),
+    ],
+)
 def test_bounds_of_seed_and_num(tmp_path, capsys, argv, words):
     user_error(capsys, [a.format(tmp=tmp_path) for a in argv], *words)
     assert sorted(tmp_path.iterdir()) == []
@@ -359,15 +536,22 @@ def test_sample_to_a_directory_is_refused_before_sampling(smoke_run, capsys, mon
     user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "x.npz"], "x.npz is a directory")
     (smoke_run.parent / "y.png").mkdir()
     user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "y.npz"], "y.png is a directory")
-    user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "z.npz", "--steps", "5"],
-               "needs sampler='ddim'")
-    user_error(capsys, ["sample", "--run", smoke_run, "--out", smoke_run.parent / "z.npz", "--sampler", "ddim",
-                        "--steps", "51"], "more than this run's T = 50")
+    user_error(
+        capsys,
+        ["sample", "--run", smoke_run, "--out", smoke_run.parent / "z.npz", "--steps", "5"],
+        "needs sampler='ddim'",
+    )
+    user_error(
+        capsys,
+        ["sample", "--run", smoke_run, "--out", smoke_run.parent / "z.npz", "--sampler", "ddim", "--steps", "51"],
+        "more than this run's T = 50",
+    )
     assert sorted(p.name for p in smoke_run.parent.iterdir()) == ["run", "x.npz", "y.png"]
 
 
-@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt(),
-                                     PermissionError(13, "Permission denied")])
+@pytest.mark.parametrize(
+    "failure", [OSError(28, "No space left on device"), KeyboardInterrupt(), PermissionError(13, "Permission denied")]
+)
 def test_no_temporary_file_is_left_when_writing_fails(smoke_run, capsys, monkeypatch, failure):
     """A full disk is the machine's (exit 1, "free the disk"), a refused path the user's (exit 2), Ctrl-C 130."""
     out = smoke_run.parent / "out" / "s.npz"
@@ -425,8 +609,10 @@ def test_a_refused_command_creates_nothing(tmp_path, capsys, monkeypatch, case):
         argv += ["--data", tmp_path / "imgs"]
         words = ["16x16x1", "preset expects 8x8x1"]
     else:
+
         def fail(handle):
             raise UnauthenticatedError("no credentials")
+
         monkeypatch.setattr(kagglehub, "dataset_download", fail)
         argv += ["--data", "cifar10"]
         words = ["could not download CIFAR-10"]

@@ -23,12 +23,29 @@ def run_dir(tmp_path_factory):
 
 
 def test_eval_prints_bits_per_dim_and_quality(run_dir, capsys):
-    assert main(["eval", "--run", str(run_dir), "--bpd-examples", "12", "--batch-size", "8", "--num-samples", "80",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--run",
+                str(run_dir),
+                "--bpd-examples",
+                "12",
+                "--batch-size",
+                "8",
+                "--num-samples",
+                "80",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "bits/dim on 12 digits test images (T = 50" in out
-    numbers = {name: float(re.search(rf"{re.escape(name)}\s+(-?[\d.]+)", out).group(1))
-               for name in ("total (NLL bound)", "prior L_T", "L_1 + ... + L_{T-1}", "decoder L_0")}
+    numbers = {
+        name: float(re.search(rf"{re.escape(name)}\s+(-?[\d.]+)", out).group(1))
+        for name in ("total (NLL bound)", "prior L_T", "L_1 + ... + L_{T-1}", "decoder L_0")
+    }
     assert all(np.isfinite(v) and v >= 0 for v in numbers.values())
     parts = numbers["prior L_T"] + numbers["L_1 + ... + L_{T-1}"] + numbers["decoder L_0"]
     assert abs(numbers["total (NLL bound)"] - parts) < 2e-3
@@ -45,19 +62,43 @@ def test_eval_can_skip_both_parts(run_dir, capsys):
 @pytest.mark.parametrize("eta", ["0", "1"])
 def test_sample_with_ddim(run_dir, tmp_path, capsys, eta):
     out = tmp_path / "s.npz"
-    assert main(["sample", "--run", str(run_dir), "--num", "3", "--out", str(out), "--sampler", "ddim", "--steps", "5",
-                 "--eta", eta]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--run",
+                str(run_dir),
+                "--num",
+                "3",
+                "--out",
+                str(out),
+                "--sampler",
+                "ddim",
+                "--steps",
+                "5",
+                "--eta",
+                eta,
+            ]
+        )
+        == 0
+    )
     samples = np.load(out)["samples"]
     assert samples.shape == (3, 8, 8, 1) and samples.dtype == np.float32
     assert samples.min() >= 0.0 and samples.max() <= 1.0
     assert out.with_suffix(".png").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["sample", "--run", "{run}", "--out", "{tmp}/s.npz", "--steps", "5"], "needs sampler='ddim'"),
-    (["sample", "--run", "{run}", "--out", "{tmp}/s.npz", "--sampler", "ddim", "--steps", "51"], "T = 50 diffusion steps; use 1 .. 50"),
-    (["eval", "--run", "{tmp}/nope"], "not a run directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sample", "--run", "{run}", "--out", "{tmp}/s.npz", "--steps", "5"], "needs sampler='ddim'"),
+        (
+            ["sample", "--run", "{run}", "--out", "{tmp}/s.npz", "--sampler", "ddim", "--steps", "51"],
+            "T = 50 diffusion steps; use 1 .. 50",
+        ),
+        (["eval", "--run", "{tmp}/nope"], "not a run directory"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2(run_dir, tmp_path, capsys, argv, message):
     argv = [a.format(run=run_dir, tmp=tmp_path) for a in argv]
     assert main(argv) == 2
@@ -65,12 +106,15 @@ def test_user_errors_are_one_line_exit_2(run_dir, tmp_path, capsys, argv, messag
     assert err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["sample", "--run", "r", "--out", "s.npz", "--eta", "2"], "must lie in [0, 1]"),
-    (["sample", "--run", "r", "--out", "s.npz", "--sampler", "plms"], "invalid choice"),
-    (["sample", "--run", "r", "--out", "s.npz", "--steps", "0"], "must be >= 1"),
-    (["eval", "--run", "r", "--bpd-examples", "-1"], "must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sample", "--run", "r", "--out", "s.npz", "--eta", "2"], "must lie in [0, 1]"),
+        (["sample", "--run", "r", "--out", "s.npz", "--sampler", "plms"], "invalid choice"),
+        (["sample", "--run", "r", "--out", "s.npz", "--steps", "0"], "must be >= 1"),
+        (["eval", "--run", "r", "--bpd-examples", "-1"], "must be >= 0"),
+    ],
+)
 def test_bad_flag_values_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -79,8 +123,10 @@ def test_bad_flag_values_exit_2(capsys, argv, message):
 
 
 def test_help_explains_every_flag(capsys):
-    for command, flags in [("eval", ("--run", "--num-samples", "--batch-size", "--seed", "--bpd-examples")),
-                           ("sample", ("--sampler", "--steps", "--eta"))]:
+    for command, flags in [
+        ("eval", ("--run", "--num-samples", "--batch-size", "--seed", "--bpd-examples")),
+        ("sample", ("--sampler", "--steps", "--eta")),
+    ]:
         with pytest.raises(SystemExit) as e:
             main([command, "--help"])
         assert e.value.code == 0

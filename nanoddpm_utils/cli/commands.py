@@ -31,13 +31,23 @@ from .paths import check_npz_out, check_run_folder, make_folder
 # --------------------------------------------------------------------------- train
 def train_config(args):
     """The config to train and the state to start from: the preset's (or the resumed run's), then the flags."""
-    overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
-                                   "ckpt_every": args.ckpt_every}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "ckpt_every": args.ckpt_every,
+        }.items()
+        if v is not None
+    }
     if args.resume:
         state, config = checkpoint.restore(args.out)
         if args.preset not in (None, config.name):
-            raise UsageError(f"{args.out} holds a {config.name!r} run, not {args.preset!r}; pass --preset "
-                             f"{config.name} (or no --preset) to resume it")
+            raise UsageError(
+                f"{args.out} holds a {config.name!r} run, not {args.preset!r}; pass --preset "
+                f"{config.name} (or no --preset) to resume it"
+            )
     else:
         if checkpoint.list_checkpoints(args.out):
             raise UsageError(f"{args.out} already holds a run; pass --resume to continue it, or choose another --out")
@@ -48,8 +58,10 @@ def train_config(args):
     except ValueError as e:
         raise UsageError(f"--set {e}") from None
     if state is not None and changed.model != config.model:
-        raise UsageError("--set model.* would change the shape of the run being resumed; train afresh with "
-                         "another --out to change the model")
+        raise UsageError(
+            "--set model.* would change the shape of the run being resumed; train afresh with "
+            "another --out to change the model"
+        )
     return changed, state
 
 
@@ -70,8 +82,9 @@ def cmd_train(args) -> None:
     except ValueError as e:  # more devices than the machine has, a batch that does not split over them
         raise UsageError(str(e)) from None
     m = config.model
-    data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels,
-                        return_labels=m.num_classes > 0)  # a class-conditional run trains on (images, labels)
+    data = load_dataset(
+        config.dataset, split="train", image_size=m.image_size, channels=m.in_channels, return_labels=m.num_classes > 0
+    )  # a class-conditional run trains on (images, labels)
     images = data[0] if m.num_classes > 0 else data
     if m.num_classes > 0:
         try:
@@ -80,12 +93,23 @@ def cmd_train(args) -> None:
             raise UsageError(f"{config.dataset}: {e}") from None
     if state is None:
         state = init_state(config, jax.random.key(config.train.seed))
-    print(f"{config.name}: {len(images)} training images of {images.shape[1:]}, {config.train.steps} steps of batch "
-          f"{config.train.batch_size} on {mesh.size} {jax.devices()[0].platform.upper()} device(s)")
+    print(
+        f"{config.name}: {len(images)} training images of {images.shape[1:]}, {config.train.steps} steps of batch "
+        f"{config.train.batch_size} on {mesh.size} {jax.devices()[0].platform.upper()} device(s)"
+    )
     make_folder(out)  # only now: every check that can refuse the command has passed
     with Tracker(out, config.to_dict(), name=f"{config.name}-{out.name}", mode=mode) as tracker:
-        fit(config, data, state=state, run_dir=out, tracker=tracker, progress=not args.no_progress,
-            ckpt_minutes=args.ckpt_minutes or None, keep=args.keep, devices=args.devices)
+        fit(
+            config,
+            data,
+            state=state,
+            run_dir=out,
+            tracker=tracker,
+            progress=not args.no_progress,
+            ckpt_minutes=args.ckpt_minutes or None,
+            keep=args.keep,
+            devices=args.devices,
+        )
     print(f"done: {out}")
 
 
@@ -95,10 +119,11 @@ def sample_in_chunks(config, model, key, num: int, labels=None, guidance: float 
 
     With ``labels`` (one class per image), classifier-free guided with scale ``guidance``.
     """
+
     def draw(k, start: int, n: int):
         if labels is None:
             return np.asarray(sample_images(config, model, k, n, **sampler))
-        return np.asarray(sample_guided(config, model, k, labels[start:start + n], guidance, **sampler))
+        return np.asarray(sample_guided(config, model, k, labels[start : start + n], guidance, **sampler))
 
     if num <= CHUNK:
         return draw(key, 0, num)
@@ -121,11 +146,15 @@ def classes_to_draw(config, label, guidance):
     """The classes --label asks for (None: no label), refused with one line where this run cannot draw them."""
     k = config.model.num_classes
     if k == 0 and (label is not None or guidance is not None):
-        raise UsageError(f"{config.name} is an unconditional run (num_classes = 0): --label and --guidance need a "
-                         "class-conditional one (train --preset digits_cond, for example)")
+        raise UsageError(
+            f"{config.name} is an unconditional run (num_classes = 0): --label and --guidance need a "
+            "class-conditional one (train --preset digits_cond, for example)"
+        )
     if guidance is not None and label is None:
-        raise UsageError("--guidance needs --label: the scale weighs the class against no class; add --label 7 "
-                         "(or a comma list, or all)")
+        raise UsageError(
+            "--guidance needs --label: the scale weighs the class against no class; add --label 7 "
+            "(or a comma list, or all)"
+        )
     labels = list(range(k)) if label == "all" else label
     try:
         check_guidance(config, labels, guidance)
@@ -143,8 +172,11 @@ def cmd_sample(args) -> None:
     T = config.diffusion.num_timesteps
     calls = T if args.sampler == "ddpm" else (args.steps or min(50, T))
     count = args.num * (len(labels) if labels is not None else 1)
-    print(f"sampling {count} image(s) with {args.sampler}: {calls} network evaluations each "
-          f"(one compiled loop; no progress until it ends) ...", flush=True)
+    print(
+        f"sampling {count} image(s) with {args.sampler}: {calls} network evaluations each "
+        f"(one compiled loop; no progress until it ends) ...",
+        flush=True,
+    )
     key = jax.random.key(args.seed)
     if labels is None:
         images = sample_in_chunks(config, state.ema, key, args.num, **sampler)
@@ -172,14 +204,26 @@ def cmd_eval(args) -> None:
     k_bpd, k_samples = jax.random.split(jax.random.key(args.seed))
     wanted = args.bpd_examples if args.bpd_examples is not None else (None if digits else 1000)
     if wanted != 0:
-        test = load_digits("test") if digits else load_dataset(config.dataset, split="test", image_size=m.image_size,
-                                                               channels=m.in_channels)
+        test = (
+            load_digits("test")
+            if digits
+            else load_dataset(config.dataset, split="test", image_size=m.image_size, channels=m.in_channels)
+        )
         if wanted is not None and wanted < len(test):
             test = test[np.sort(np.random.default_rng(args.seed).choice(len(test), wanted, replace=False))]
-        r = bits_per_dim(state.ema, schedule_for(config), test, key=k_bpd, batch_size=args.batch_size,
-                         variance=config.diffusion.variance, progress=not args.no_progress)
-        print(f"bits/dim on {r['num_examples']} {config.dataset} test images (T = {T}, sigma^2 "
-              f"{config.diffusion.variance}, EMA weights, step {int(state.step)}):")
+        r = bits_per_dim(
+            state.ema,
+            schedule_for(config),
+            test,
+            key=k_bpd,
+            batch_size=args.batch_size,
+            variance=config.diffusion.variance,
+            progress=not args.no_progress,
+        )
+        print(
+            f"bits/dim on {r['num_examples']} {config.dataset} test images (T = {T}, sigma^2 "
+            f"{config.diffusion.variance}, EMA weights, step {int(state.step)}):"
+        )
         print(f"  total (NLL bound)        {r['total']:8.4f} +- {r['total_sem']:.4f}")
         print(f"  prior L_T                {r['prior']:8.4f}")
         print(f"  L_1 + ... + L_{{T-1}}      {r['kl']:8.4f}")
@@ -189,8 +233,10 @@ def cmd_eval(args) -> None:
         if num > 0:
             images = sample_in_chunks(config, state.ema, k_samples, num)
             table = digits_quality_table(to_uint8(images), seed=args.seed)
-            print(f"sample quality of {num} samples (DDPM, {T} steps), the mean of {NUM_JUDGES} judges, each against "
-                  f"{min(num, len(digits_judge().held_out))} real digits it never saw:")
+            print(
+                f"sample quality of {num} samples (DDPM, {T} steps), the mean of {NUM_JUDGES} judges, each against "
+                f"{min(num, len(digits_judge().held_out))} real digits it never saw:"
+            )
             print(format_table(table))
     elif args.num_samples:
         print("(no sample-quality table: it is defined for the digits dataset only)")

@@ -26,9 +26,11 @@ class UsageError(ValueError):
 
 USER_ERRORS = (UsageError, DataError, CheckpointError, TrackingError)
 REFUSED_PATH = (PermissionError, IsADirectoryError, NotADirectoryError)  # the user's own --out or --run
-INTERRUPTED = {"train": "interrupted; the newest checkpoint is kept (resume with --resume)",
-               "sample": "interrupted; nothing written (the .npz appears only once every sample is drawn)",
-               "eval": "interrupted; nothing written (eval only prints)"}
+INTERRUPTED = {
+    "train": "interrupted; the newest checkpoint is kept (resume with --resume)",
+    "sample": "interrupted; nothing written (the .npz appears only once every sample is drawn)",
+    "eval": "interrupted; nothing written (eval only prints)",
+}
 
 
 def say(line: str) -> None:
@@ -48,8 +50,10 @@ def internal_error(e: Exception, args) -> int:
             pass
     if args.debug:
         print(text, file=sys.stderr, end="")
-    say(f"internal error: {type(e).__name__}: {first_line(e, limit=200)} -- a bug in nanoddpm_utils, not in your "
-        f"command; please report it with the traceback ({kept})")
+    say(
+        f"internal error: {type(e).__name__}: {first_line(e, limit=200)} -- a bug in nanoddpm_utils, not in your "
+        f"command; please report it with the traceback ({kept})"
+    )
     return 1
 
 
@@ -71,15 +75,19 @@ def run(command, args) -> int:
         where = Path(e.filename) if e.filename else None
         if where is not None and not where.exists():  # a new file refused: its folder is what to fix
             where = where.parent
-        say(f"error: cannot write {where or 'a file'} ({e.strerror or type(e).__name__}); choose another {flag} in a folder "
-            "you can write to, or fix its permissions")
+        say(
+            f"error: cannot write {where or 'a file'} ({e.strerror or type(e).__name__}); choose another {flag} in "
+            "a folder you can write to, or fix its permissions"
+        )
         return 2
     except OSError as e:  # the machine's: a full disk, a file removed under the run
         if args.debug:
             traceback.print_exc()
         where = f" ({e.filename})" if e.filename else ""
-        say(f"error: {e.strerror or e}{where}; free the disk or fix the path and retry (train: --resume; "
-            "--debug prints the traceback)")
+        say(
+            f"error: {e.strerror or e}{where}; free the disk or fix the path and retry (train: --resume; "
+            "--debug prints the traceback)"
+        )
         return 1
     except Exception as e:
         return internal_error(e, args)

@@ -31,8 +31,10 @@ def check_can_create(target: Path, what: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise UsageError(f"cannot write to {base} ({e.strerror or type(e).__name__}); choose another {what} in a "
-                         "folder you can write to") from None
+        raise UsageError(
+            f"cannot write to {base} ({e.strerror or type(e).__name__}); choose another {what} in a "
+            "folder you can write to"
+        ) from None
 
 
 def make_folder(folder: Path) -> None:
@@ -51,8 +53,10 @@ def check_run_folder(out: Path) -> Path:
         print(f"run folder {out} is {real}")
     for name in ("checkpoints", "metrics.jsonl", "config.json"):
         if (real / name).is_symlink():
-            raise UsageError(f"{real / name} is a symbolic link; a run writes (and deletes old checkpoints) only in "
-                             "real files and folders: replace the link, or choose another --out")
+            raise UsageError(
+                f"{real / name} is a symbolic link; a run writes (and deletes old checkpoints) only in "
+                "real files and folders: replace the link, or choose another --out"
+            )
     return real
 
 
@@ -63,7 +67,9 @@ def check_npz_out(out: Path) -> tuple[Path, Path]:
         raise UsageError(f"--out must name a .npz file, got {out}")
     for path in (out, png):
         if path.is_dir() or path.is_symlink():
-            raise UsageError(f"{path} is a {'directory' if path.is_dir() else 'symbolic link'}; --out must name a "
-                             "new or regular .npz file (its grid goes beside it as .png)")
+            raise UsageError(
+                f"{path} is a {'directory' if path.is_dir() else 'symbolic link'}; --out must name a "
+                "new or regular .npz file (its grid goes beside it as .png)"
+            )
     check_can_create(out.parent, "--out")
     return out, png
