@@ -35,9 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
+from tqdm.auto import tqdm
 
 from .diffusion import (discretized_gaussian_log_likelihood, normal_kl, p_mean_variance, q_mean_variance,
                         q_posterior_mean_variance, q_sample)
+from .images import to_model_range
 from .schedule import Schedule
 
 LOG2 = math.log(2.0)
@@ -101,10 +103,6 @@ def bits_per_dim(model, schedule: Schedule, images_uint8: np.ndarray, *, key: PR
     - "terms": (T,) NumPy array: terms[t] is the paper's L_t (terms[0] = L_0, the decoder);
     - "total_sem": the standard error of "total" over the examples;  "num_examples": N.
     """
-    from tqdm.auto import tqdm
-
-    from .images import to_model_range
-
     images = np.asarray(images_uint8)
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) == 0:
         raise ValueError(f"expected a non-empty uint8 array (N, H, W, C), got {images.dtype} {images.shape}")

@@ -20,17 +20,19 @@ lives there); a ``checkpoints/`` that is itself a link is refused, since old che
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
-import tempfile
-import warnings
+import sys
 from pathlib import Path
 
 import equinox as eqx
 
 from . import __version__
 from .config import Config
+from .files import atomic_write, first_line
+from .state import init_state
 
 FORMAT = 1  # bump when the TrainState layout changes
 _NAME = re.compile(r"step_(\d{8})\.eqx$")
@@ -58,41 +60,8 @@ def _folder(run_dir: str | Path) -> Path:
     return folder
 
 
-def _keystr(match: re.Match) -> str:
-    parts = re.findall(r"(\w+)Key\(\w+=([^()]*)\)", match.group(0))
-    return "".join(f".{v}" if kind == "GetAttr" else f"[{v}]" for kind, v in parts).lstrip(".").replace("'", "")
-
-
-def _first_line(e: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message, cut to ``limit`` characters, pytree paths made readable."""
-    text = str(e).strip().splitlines()
-    text = text[0] if text else type(e).__name__
-    # equinox names a leaf by its pytree keys, (GetAttrKey(name='model'), SequenceKey(idx=0), ...): write model[0]
-    text = re.sub(r"\((?:\w+Key\([^()]*\)(?:, )?)+\)", _keystr, text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
 def save_config(run_dir: str | Path, config: Config) -> None:
-    _atomic_write(Path(run_dir) / "config.json", json.dumps(config.to_dict(), indent=2).encode())
+    atomic_write(Path(run_dir) / "config.json", json.dumps(config.to_dict(), indent=2).encode())
 
 
 def load_config(run_dir: str | Path) -> Config:
@@ -106,13 +75,11 @@ def load_config(run_dir: str | Path) -> Config:
         raise CheckpointError(f"{path} is not valid JSON ({e}); {_FRESH}") from None
     except ValueError as e:  # fields this version does not know, or values it does not accept
         raise CheckpointError(f"{path} is not a config this version of nanoddpm_utils ({__version__}) can read "
-                              f"({_first_line(e)}); {_FRESH}, or use the version that wrote it") from None
+                              f"({first_line(e)}); {_FRESH}, or use the version that wrote it") from None
 
 
 def save(run_dir: str | Path, state, config: Config, *, keep: int = 3) -> Path:
     """Write ``state`` as ``checkpoints/step_N.eqx`` (+ its checksum file), verify it, then keep-last-k (see above)."""
-    import io
-
     run_dir = Path(run_dir).resolve()
     folder = _folder(run_dir)
     save_config(run_dir, config)
@@ -121,9 +88,9 @@ def save(run_dir: str | Path, state, config: Config, *, keep: int = 3) -> Path:
     eqx.tree_serialise_leaves(buf, state)
     data = buf.getvalue()
     path = folder / f"step_{step:08d}.eqx"
-    _atomic_write(path, data)
+    atomic_write(path, data)
     meta = {"step": step, "sha256": hashlib.sha256(data).hexdigest(), "format": FORMAT, "version": __version__}
-    _atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+    atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
     problem = _verify(path)
     if problem is not None:  # nothing is deleted on the word of a checkpoint that does not read back
         raise CheckpointError(f"the checkpoint just written, {path}, does not read back ({problem}): check the disk; "
@@ -184,26 +151,35 @@ def _verify(path: Path) -> str | None:
 
 
 def latest(run_dir: str | Path) -> Path | None:
-    """The newest complete, intact checkpoint; older ones are used (with a warning) when newer ones are damaged."""
+    """The newest complete, intact checkpoint; older ones are used (one line on stderr) when newer ones are damaged."""
     skipped = []
     for path in reversed(list_checkpoints(run_dir)):
         problem = _verify(path)
         if problem is None:
             for name, why in skipped:
-                warnings.warn(f"skipping checkpoint {name}: {why}; using {path.name}", stacklevel=2)
+                print(f"warning: skipping checkpoint {name}: {why}; using {path.name}", file=sys.stderr)
             return path
         skipped.append((path.name, problem))
     return None  # none at all, or none intact: restore() says which
 
 
+def read_leaves(source: bytes | str | Path, like):
+    """``like`` (a pytree, e.g. from ``eqx.filter_eval_shape``) with its leaves read from ``source``: the bytes, or
+    the file, that ``eqx.tree_serialise_leaves`` wrote. Raises when they do not fit: wrong shapes or dtypes, too few
+    leaves, or leaves left over (a bigger model whose first leaves happen to fit)."""
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as f:
+        tree = eqx.tree_deserialise_leaves(f, like)
+        if f.read(1):
+            raise ValueError("the file holds more leaves than this model has")
+    return tree
+
+
 def restore(run_dir: str | Path, config: Config | None = None, path: str | Path | None = None):
-    """Load the newest intact checkpoint of a run: returns ``(state, config)``.
+    """Load a run's newest intact checkpoint, or the checkpoint file ``path``: returns ``(state, config)``.
 
     ``config`` defaults to the run's config.json; passing a different one is an error,
-    since the weights would not fit it.
+    since the weights would not fit it. ``path``'s checksum is verified as the newest's is.
     """
-    from .train import init_state
-
     run_dir = Path(run_dir).resolve()
     saved = load_config(run_dir)
     if config is not None and config.model != saved.model:
@@ -213,7 +189,14 @@ def restore(run_dir: str | Path, config: Config | None = None, path: str | Path 
         raise CheckpointError(f"the checkpoint in {run_dir} was trained with another model ({diff}); use the "
                               f"preset it was trained with ({saved.name!r}), or another --out directory")
     config = config or saved
-    path = Path(path) if path is not None else latest(run_dir)
+    if path is not None:
+        path = Path(path)
+        problem = _verify(path) if path.is_file() else "it is not a file"
+        if problem is not None:
+            raise CheckpointError(f"{path} cannot be used: {problem}; pass another checkpoint, or leave out the path "
+                                  "to take the newest intact one")
+    else:
+        path = latest(run_dir)
     if path is None:
         found = list_checkpoints(run_dir)
         if found:
@@ -222,12 +205,12 @@ def restore(run_dir: str | Path, config: Config | None = None, path: str | Path 
         raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'}; train first (without --resume)")
     like = eqx.filter_eval_shape(init_state, config, 0)
     try:
-        with open(path, "rb") as f:
-            state = eqx.tree_deserialise_leaves(f, like)
-            if f.read(1):  # leaves left over: the file holds a bigger model whose first leaves happen to fit
-                raise ValueError("the file holds more leaves than this model has")
-    except Exception as e:  # wrong shapes, dtypes or leaf count: another config or another version of the model
-        raise CheckpointError(f"{path} does not fit the model of {run_dir / 'config.json'} ({_first_line(e)}): it "
+        state = read_leaves(path, like)
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read ({e.strerror or first_line(e)}); check its permissions and "
+                              "the disk") from None
+    except Exception as e:  # the checksum matched, so the file is whole: it holds another model
+        raise CheckpointError(f"{path} does not fit the model of {run_dir / 'config.json'} ({first_line(e)}): it "
                               f"was written by another config or another version of the model; {_FRESH}, or use "
                               "the version of nanoddpm_utils that wrote it") from None
     _RESUMED_FROM[run_dir] = path.name

@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, replace
 
-from .diffusion import VARIANCES
-from .schedule import SCHEDULES
-
-COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+# The names a config may choose from; the modules that implement them import these tuples from here.
+SCHEDULES = ("linear", "cosine")  # schedule.make_schedule
+VARIANCES = ("fixedlarge", "fixedsmall")  # diffusion.p_mean_variance: sigma_t^2 = beta_t or beta-tilde_t
+CONV_IMPLS = ("auto", "xla", "matmul")  # layers.resolve_conv_impl
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")  # train.resolve_compute_dtype
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,6 @@ class ModelConfig:
     num_classes: int = 0
 
     def __post_init__(self):
-        from .layers import CONV_IMPLS
-
         if self.conv_impl not in CONV_IMPLS:
             raise ValueError(f"unknown conv_impl {self.conv_impl!r}; choose one of {CONV_IMPLS}")
         object.__setattr__(self, "ch_mult", tuple(self.ch_mult))
@@ -177,7 +176,7 @@ PRESETS: dict[str, Config] = {
                           random_flip=False, steps_per_call=50, log_every=100, sample_every=1000,
                           ckpt_every=500),
     ),
-    # The digits with their labels: class-conditional, for classifier-free guidance (notebook 08). The same
+    # The digits with their labels: class-conditional, for classifier-free guidance (notebook 09). The same
     # UNet plus a label embedding (11 x 128: ten digits and "no label"); in the same 3000 steps it learns
     # eps(x, t, c) for ten classes and eps(x, t) at once.
     "digits_cond": Config(

@@ -9,11 +9,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .config import VARIANCES
 from .schedule import Schedule
-
-VARIANCES = ("fixedlarge", "fixedsmall")
 
 
 # --------------------------------------------------------------------------- forward process q
@@ -105,3 +104,12 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
     )
     mid = jnp.maximum(mid, np.log(1e-12))
     return jnp.where(x < -0.999, log_cdf_upper, jnp.where(x > 0.999, log_sf_lower, mid))
+
+
+def initial_noise(key: PRNGKeyArray, shape: tuple[int, ...], x_T=None):
+    """x_T ~ N(0, I), the prior p(x_T), drawn from ``key`` (as ``sample.p_sample_loop`` draws it), or the given ``x_T``."""
+    if x_T is None:
+        return jax.random.normal(key, shape)
+    if tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"x_T has shape {x_T.shape}, expected {tuple(shape)}")
+    return x_T

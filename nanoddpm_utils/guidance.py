@@ -1,7 +1,7 @@
 """Class-conditional sampling with classifier-free guidance (Ho & Salimans 2022, arXiv:2207.12598).
 
 One network learns both eps(x_t, t, c) and eps(x_t, t) = eps(x_t, t, "no label"): training
-replaces each label by "no label" with probability ``label_dropout`` (``drop_labels``). At
+replaces each label by "no label" with probability ``label_dropout`` (``train.drop_labels``). At
 sampling time the two predictions are mixed with a guidance scale w >= 0:
 
     eps_w(x_t, t, c) = eps(x_t, t) + w * (eps(x_t, t, c) - eps(x_t, t))
@@ -29,13 +29,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
-
-def drop_labels(key: PRNGKeyArray, labels: Int[Array, " b"], p: float, null_label: int) -> Int[Array, " b"]:
-    """Each label replaced by ``null_label`` ("no label") with probability ``p``, independently."""
-    drop = jax.random.bernoulli(key, p, jnp.shape(labels))
-    return jnp.where(drop, null_label, labels).astype(jnp.int32)
+from .sample import sampling_loop
+from .unet import check_labels
 
 
 def guided_eps(model, x_t: Float[Array, "h w c"], t, label, w) -> Float[Array, "h w c"]:
@@ -67,12 +64,7 @@ def check_guidance(config, labels=None, w=None) -> None:
         raise ValueError(f"{config.name} is unconditional (num_classes = 0): it takes no label or guidance; train "
                          "a class-conditional preset (e.g. digits_cond) to choose what it draws")
     if labels is not None:
-        arr = np.asarray(labels)
-        if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"labels must be a non-empty list of integers, got {labels!r}")
-        bad = sorted({int(v) for v in arr if not 0 <= v < k})
-        if bad:
-            raise ValueError(f"label(s) {bad} outside this model's classes 0 .. {k - 1}")
+        check_labels(k, labels)
     if w is not None and not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
         raise ValueError(f"the guidance scale must be a number >= 0 (0: unconditional, 1: conditional), got {w!r}")
 
@@ -92,8 +84,6 @@ def sample_guided(config, model, key: PRNGKeyArray, labels, w: float = 1.0, *, s
     ``sampler`` takes ``sample.sample_images``'s options (``sampler="ddim", steps=50``, ...). Image i starts from
     noise of ``split(key, n)[i]``, whatever its label and w, so a grid over w shows the same starts.
     """
-    from .sample import sampling_loop
-
     check_guidance(config, labels, w)
     labels = jnp.asarray(np.asarray(labels), jnp.int32)
     loop, schedule, shape, kwargs = sampling_loop(config, 1, schedule=schedule, **sampler)

@@ -13,10 +13,12 @@ each block starts as the identity.
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
-import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from .config import CONV_IMPLS
 
 
 def _variance_scaling(key, shape, scale):
@@ -38,9 +40,6 @@ class Linear(eqx.Module):
     def __call__(self, x: Float[Array, "... cin"]) -> Float[Array, "... cout"]:
         bias = self.bias.astype(x.dtype).reshape((1,) * (x.ndim - 1) + (-1,))
         return x @ self.weight.astype(x.dtype) + bias
-
-
-CONV_IMPLS = ("auto", "xla", "matmul")
 
 
 def conv2d_xla(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"], stride: int):

@@ -16,7 +16,6 @@ it the file comes out bit for bit the same; another CPU's arithmetic differs in 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
 import sys
@@ -27,7 +26,13 @@ import equinox as eqx
 import jax
 
 from . import __version__
-from .config import Config
+from .checkpoint import read_leaves
+from .config import PRESETS, Config, get_preset
+from .data import load_dataset
+from .files import atomic_write, first_line
+from .state import init_state
+from .train import fit
+from .unet import make_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 INDEX = "index.json"
@@ -64,8 +69,6 @@ def load(name: str, *, weights_dir: str | Path | None = None):
     Sample from it as from a run's EMA: ``sample.sample_images(config, model, key, 64)``.
     The weights file's SHA-256 is checked first; a changed or truncated file is refused.
     """
-    from .unet import make_model
-
     weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     index = _read_index(weights_dir)
     if name not in index:
@@ -86,33 +89,22 @@ def load(name: str, *, weights_dir: str | Path | None = None):
                               "file is damaged or was changed; reinstall nanoddpm_utils (or run `make pretrained`)")
     like = eqx.filter_eval_shape(make_model, config, key=jax.random.key(0))
     try:
-        buf = io.BytesIO(data)
-        model = eqx.tree_deserialise_leaves(buf, like)
-        if buf.read(1):
-            raise ValueError("the file holds more leaves than this model has")
+        model = read_leaves(data, like)
     except Exception as e:  # the checksum matched, so the model code changed since the file was written
-        raise PretrainedError(f"{path} does not fit the UNet of its config ({str(e).splitlines()[0][:200]}); "
+        raise PretrainedError(f"{path} does not fit the UNet of its config ({first_line(e, 200)}); "
                               "it was written by another version of nanoddpm_utils") from None
     return config, model
 
 
 def build(name: str = "digits", *, weights_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Train the preset ``name`` from its seed and write its EMA weights + index entry into ``weights_dir``."""
-    from .checkpoint import _atomic_write
-    from .config import get_preset
-    from .data import load_dataset
-    from .train import fit, init_state
-
     weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     config = get_preset(name)
     m = config.model
     data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels,
                         return_labels=m.num_classes > 0)  # a class-conditional model trains on (images, labels)
     state, _ = fit(config, data, state=init_state(config, jax.random.key(config.train.seed)), progress=progress)
-    buf = io.BytesIO()
-    eqx.tree_serialise_leaves(buf, jax.device_get(state.ema))
-    path = weights_dir / f"{name}.eqx"
-    _atomic_write(path, buf.getvalue())
+    path = atomic_write(weights_dir / f"{name}.eqx", lambda f: eqx.tree_serialise_leaves(f, jax.device_get(state.ema)))
     index = _read_index(weights_dir)
     index[name] = {
         "file": path.name, "sha256": sha256(path), "format": FORMAT, "config": config.to_dict(),
@@ -120,7 +112,7 @@ def build(name: str = "digits", *, weights_dir: str | Path | None = None, progre
         "trained_on": f"{_cpu_name()}, {jax.default_backend()}, jax {jax.__version__}, "
                       f"nanoddpm_utils {__version__}",
     }
-    _atomic_write(weights_dir / INDEX, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(weights_dir / INDEX, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 
@@ -135,19 +127,31 @@ def _cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m nanoddpm_utils.pretrained [PRESET ...]``: build each (default: digits). Errors are one line:
+    exit 2 for what the user asked (an unknown preset, a dataset that is not there), 1 for the machine's failures."""
     argv = sys.argv[1:] if argv is None else argv
-    from .config import PRESETS
-
     names = argv or ["digits"]
     bad = [n for n in names if n not in PRESETS]
     if bad:
         print(f"error: unknown preset(s) {bad}; choose from {sorted(PRESETS)}", file=sys.stderr)
         return 2
-    for name in names:
-        start = time.perf_counter()
-        path = build(name)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, sha256 {sha256(path)}) in "
-              f"{time.perf_counter() - start:.0f} s")
+    try:
+        for name in names:
+            start = time.perf_counter()
+            path = build(name)
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, sha256 {sha256(path)}) in "
+                  f"{time.perf_counter() - start:.0f} s")
+    except KeyboardInterrupt:
+        print("interrupted: the shipped weights are as they were (each file is replaced only when complete)",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as e:  # the preset's data or config refused: the user's to fix
+        print(f"error: {first_line(e)}", file=sys.stderr)
+        return 2
+    except (OSError, MemoryError, FloatingPointError, RuntimeError) as e:  # the disk, the memory, the arithmetic
+        print(f"error: {type(e).__name__}: {first_line(e)}; check the disk and memory, then run it again",
+              file=sys.stderr)
+        return 1
     return 0
 
 

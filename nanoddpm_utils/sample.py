@@ -21,9 +21,10 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .config import Config
-from .diffusion import p_mean_variance, predict_x0_from_eps
+from .diffusion import initial_noise, p_mean_variance, predict_x0_from_eps
 from .parallel import shard_batch
-from .schedule import Schedule, make_schedule
+from .schedule import SPACINGS, Schedule, ddim_timesteps, make_schedule
+from .solver import dpm_solver_sample_loop
 
 
 def p_sample(model, schedule: Schedule, x_t, t, key, *, variance="fixedlarge", clip_x0=True):
@@ -74,37 +75,7 @@ def p_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int
 
 # --------------------------------------------------------------------------- DDIM (Song, Meng & Ermon 2021)
 SAMPLERS = ("ddpm", "ddim", "dpm++2m")
-SPACINGS = ("uniform", "quadratic", "trailing")
 DEFAULT_DDIM_STEPS = 50  # the DDIM paper's tables use S = 10 .. 1000; 50 is close to DDPM's quality at 1/20 of its cost
-
-
-def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform") -> np.ndarray:
-    """The respaced timesteps tau_S > ... > tau_1 that a few-step sampler visits (0-indexed, strictly decreasing).
-
-    Step i goes from tau_i to the next entry of the list; the last step goes to x_0. Every spacing starts at
-    t = T-1, so the first step sees the pure noise x_T the model was trained to start from.
-
-    - "uniform": ``np.linspace(T-1, 0, S)``, rounded: evenly spaced, ending at t = 0 when S >= 2. (The DDIM
-      paper's stride ``range(0, T, T // S)`` starts at 0 and stops short of T-1: at 980 for T = 1000, S = 50.)
-    - "quadratic": the DDIM paper's quadratic spacing, t ~ i^2, dense near t = 0 where the image's details are
-      decided (the paper found it better for few steps on CIFAR-10); here it reaches T-1 instead of the paper's
-      0.8 T, and where rounding would repeat a step (only for S close to T) the small t are spaced by 1.
-    - "trailing" (Lin et al. 2023, "Common diffusion noise schedules and sample steps are flawed", Table 2):
-      ``round(arange(T, 0, -T/S)) - 1``: every gap is T/S, from T-1 down to T/S - 1; the last gap goes to x_0.
-    """
-    T, S = int(num_timesteps), num_steps
-    if isinstance(S, bool) or not isinstance(S, (int, np.integer)) or not 1 <= S <= T:
-        raise ValueError(f"the number of sampling steps must be an integer in 1 .. T = {T}, got {S!r}")
-    S = int(S)
-    if spacing == "uniform":
-        ts = np.round(np.linspace(T - 1, 0, S))  # spacing >= 1, so rounding keeps them distinct
-    elif spacing == "quadratic":
-        ts = np.maximum(np.round((T - 1) * np.linspace(1.0, 0.0, S) ** 2), np.arange(S - 1, -1, -1))
-    elif spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / S))[:S] - 1
-    else:
-        raise ValueError(f"unknown spacing {spacing!r}; choose one of {SPACINGS}")
-    return ts.astype(np.int32)
 
 
 def ddim_step(model, schedule: Schedule, x_t, t, t_prev, key, *, eta=0.0, clip_x0=True):
@@ -158,15 +129,6 @@ def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[
     return x
 
 
-def initial_noise(key: PRNGKeyArray, shape: tuple[int, ...], x_T=None):
-    """x_T ~ N(0, I) drawn from ``key`` (as ``p_sample_loop`` draws it from its first split), or the given ``x_T``."""
-    if x_T is None:
-        return jax.random.normal(key, shape)
-    if tuple(x_T.shape) != tuple(shape):
-        raise ValueError(f"x_T has shape {x_T.shape}, expected {tuple(shape)}")
-    return x_T
-
-
 def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedule: Schedule | None = None,
                   variance: str | None = None, clip_x0: bool | None = None, sampler: str = "ddpm",
                   steps: int | None = None, eta: float = 0.0, spacing: str = "uniform",
@@ -218,8 +180,6 @@ def sampling_loop(config: Config, num: int, *, schedule: Schedule | None = None,
         return ddim_sample_loop, schedule, shape, {"num_steps": num_steps, "eta": float(eta), "clip_x0": clip_x0,
                                                    "spacing": spacing, "mesh": mesh}
     if sampler == "dpm++2m":
-        from .solver import dpm_solver_sample_loop  # solver.py builds on this module
-
         if eta != 0.0:
             raise ValueError(f"eta={eta} needs sampler='ddim'; DPM-Solver++(2M) is deterministic")
         return dpm_solver_sample_loop, schedule, shape, {"num_steps": num_steps, "clip_x0": clip_x0,

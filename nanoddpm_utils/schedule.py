@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-SCHEDULES = ("linear", "cosine")
+from .config import SCHEDULES
 
 
 def linear_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
@@ -103,3 +103,36 @@ def make_schedule(name: str = "linear", num_timesteps: int = 1000, **kwargs) -> 
     else:
         raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
     return schedule_from_betas(betas)
+
+
+# --------------------------------------------------------------------------- the timesteps of few-step samplers
+SPACINGS = ("uniform", "quadratic", "trailing")
+
+
+def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform") -> np.ndarray:
+    """The respaced timesteps tau_S > ... > tau_1 that a few-step sampler visits (0-indexed, strictly decreasing).
+
+    Step i goes from tau_i to the next entry of the list; the last step goes to x_0. Every spacing starts at
+    t = T-1, so the first step sees the pure noise x_T the model was trained to start from.
+
+    - "uniform": ``np.linspace(T-1, 0, S)``, rounded: evenly spaced, ending at t = 0 when S >= 2. (The DDIM
+      paper's stride ``range(0, T, T // S)`` starts at 0 and stops short of T-1: at 980 for T = 1000, S = 50.)
+    - "quadratic": the DDIM paper's quadratic spacing, t ~ i^2, dense near t = 0 where the image's details are
+      decided (the paper found it better for few steps on CIFAR-10); here it reaches T-1 instead of the paper's
+      0.8 T, and where rounding would repeat a step (only for S close to T) the small t are spaced by 1.
+    - "trailing" (Lin et al. 2023, "Common diffusion noise schedules and sample steps are flawed", Table 2):
+      ``round(arange(T, 0, -T/S)) - 1``: every gap is T/S, from T-1 down to T/S - 1; the last gap goes to x_0.
+    """
+    T, S = int(num_timesteps), num_steps
+    if isinstance(S, bool) or not isinstance(S, (int, np.integer)) or not 1 <= S <= T:
+        raise ValueError(f"the number of sampling steps must be an integer in 1 .. T = {T}, got {S!r}")
+    S = int(S)
+    if spacing == "uniform":
+        ts = np.round(np.linspace(T - 1, 0, S))  # spacing >= 1, so rounding keeps them distinct
+    elif spacing == "quadratic":
+        ts = np.maximum(np.round((T - 1) * np.linspace(1.0, 0.0, S) ** 2), np.arange(S - 1, -1, -1))
+    elif spacing == "trailing":
+        ts = np.round(np.arange(T, 0, -T / S))[:S] - 1
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; choose one of {SPACINGS}")
+    return ts.astype(np.int32)

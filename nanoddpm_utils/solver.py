@@ -31,10 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .diffusion import predict_x0_from_eps
+from .diffusion import initial_noise, predict_x0_from_eps
 from .parallel import shard_batch
-from .sample import ddim_timesteps, initial_noise
-from .schedule import Schedule
+from .schedule import Schedule, ddim_timesteps
 
 
 def dpm_solver_coefficients(schedule: Schedule, ts: np.ndarray):

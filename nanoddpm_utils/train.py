@@ -1,4 +1,4 @@
-"""Training: the TrainState, ONE jitted train step (L_simple, Adam, warmup, clipping, EMA),
+"""Training: ONE jitted train step (L_simple, Adam, warmup, clipping, EMA),
 K steps in one ``lax.scan``, and the ``fit`` driver (progress bar, logging, samples, checkpoints).
 
 Every step draws its batch on device from the in-memory uint8 dataset, so Python
@@ -17,54 +17,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+from tqdm.auto import tqdm
 
+from . import checkpoint
 from .config import Config
 from .data import get_batch
 from .diffusion import loss_simple, q_sample
-from .guidance import drop_labels
 from .parallel import check_batch_size, make_mesh, put_dataset, replicate, shard_batch, to_host
+from .sample import sample_images
 from .schedule import Schedule, make_schedule
-from .unet import UNet, make_model
-
-
-class TrainState(eqx.Module):
-    """Everything a run needs to continue: weights, their EMA, Adam's moments, the step and the PRNG key."""
-
-    model: UNet
-    ema: UNet
-    opt_state: PyTree
-    step: Array  # int32 scalar, on device
-    key: Array  # raw uint32 key data (serialisable); wrap with jax.random.wrap_key_data
-
-
-def learning_rate(config: Config, step):
-    """The learning rate at ``step``: a linear warmup from 0 to ``lr`` (as the official code), then constant."""
-    tc = config.train
-    warm = jnp.minimum(step / tc.warmup_steps, 1.0) if tc.warmup_steps > 0 else 1.0
-    return tc.lr * warm * jnp.ones((), jnp.float32)
-
-
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Clip the global gradient norm, then Adam with ``learning_rate``'s schedule."""
-    return optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
-                       optax.adam(lambda step: learning_rate(config, step)))
-
-
-def init_state(config: Config, key: PRNGKeyArray | int | None = None) -> TrainState:
-    """A fresh run: the UNet, an EMA that starts as a copy of it, Adam's zero moments, step 0."""
-    if key is None:
-        key = config.train.seed
-    if isinstance(key, int):
-        key = jax.random.key(key)
-    k_model, k_run = jax.random.split(key)
-    model = make_model(config, key=k_model)
-    ema = jax.tree_util.tree_map(lambda x: jnp.copy(x) if eqx.is_array(x) else x, model)
-    opt_state = make_optimizer(config).init(eqx.filter(model, eqx.is_inexact_array))
-    return TrainState(model, ema, opt_state, jnp.zeros((), jnp.int32), jax.random.key_data(k_run))
+from .state import TrainState, init_state, learning_rate, make_optimizer
+from .images import save_png
+from .unet import UNet, check_labels
 
 
 # --------------------------------------------------------------------------- the loss
+def drop_labels(key: PRNGKeyArray, labels: Int[Array, " b"], p: float, null_label: int) -> Int[Array, " b"]:
+    """Each label replaced by ``null_label`` ("no label") with probability ``p``, independently (classifier-free
+    guidance's training, Ho & Salimans 2022: one network learns eps(x, t, c) and eps(x, t); see guidance.py)."""
+    drop = jax.random.bernoulli(key, p, jnp.shape(labels))
+    return jnp.where(drop, null_label, labels).astype(jnp.int32)
+
+
 def has_bfloat16_units(device) -> bool:
     """Does ``device`` multiply bfloat16 natively? TPUs do, and NVIDIA GPUs of compute capability 8.0 or more
     (A100, L4, H100, ...); a T4 (7.5, Colab's free GPU), a V100 (7.0) and CPUs do not (XLA emulates it, slowly)."""
@@ -92,7 +67,7 @@ def batch_loss(model: UNet, schedule: Schedule, x0: Float[Array, "b h w c"], key
     """L_simple averaged over a batch: random t and eps per example, dropout keys per example.
 
     A class-conditional model gets the batch's ``labels``, each replaced by "no label" with
-    probability ``label_dropout`` (``guidance.drop_labels``); its key is drawn apart, so an
+    probability ``label_dropout`` (``drop_labels``); its key is drawn apart, so an
     unconditional batch sees exactly the same t, eps and dropout as without labels.
 
     Mixed precision: with ``compute_dtype=bfloat16`` the UNet sees a bfloat16 x_t, so its layers
@@ -186,8 +161,9 @@ def schedule_for(config: Config) -> Schedule:
 
 
 # --------------------------------------------------------------------------- the driver
-def check_labels(config: Config, data) -> None:
-    """A class-conditional config needs ``(images, labels)`` with labels in 0 .. num_classes-1; others, images."""
+def check_data(config: Config, data) -> None:
+    """A class-conditional config needs ``(images, labels)``, one label per image in 0 .. num_classes-1; others,
+    the images alone."""
     k = config.model.num_classes
     if k == 0:
         if isinstance(data, tuple):
@@ -198,12 +174,10 @@ def check_labels(config: Config, data) -> None:
         raise ValueError(f"{config.name} is class-conditional ({k} classes) and needs (images, labels); load them "
                          "with data.load_dataset(..., return_labels=True)")
     images, labels = data
-    labels = np.asarray(labels)
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers, one per image ({len(images)}), got {labels.dtype} {labels.shape}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"labels must lie in 0 .. {k - 1} for {config.name} ({k} classes), found "
-                         f"{labels.min()} .. {labels.max()}; use a preset with num_classes = {labels.max() + 1}")
+    if np.shape(labels) != (len(images),):
+        raise ValueError(f"{config.name} needs one label per image ({len(images)}), got labels of shape "
+                         f"{np.shape(labels)}")
+    check_labels(k, labels)
 
 
 GRID_DDIM_STEPS = 50  # the grids drawn during training; the DDIM paper's S = 50 is close to DDPM-1000's quality
@@ -241,17 +215,11 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     same form: ``steps_per_call`` steps in one ``lax.scan`` (on CPU with im2col convolutions, layers.py).
     The grids drawn during training use DDIM with ``GRID_DDIM_STEPS`` steps (seconds, not minutes).
     """
-    from tqdm.auto import tqdm
-
-    from . import checkpoint
-    from .sample import sample_images
-    from .images import save_png
-
     tc = config.train
     total = tc.steps if steps is None else steps
     if total < 0:
         raise ValueError(f"steps must be >= 0, got {total}")
-    check_labels(config, data)
+    check_data(config, data)
     mesh = make_mesh(devices)
     check_batch_size(tc.batch_size, mesh)
     schedule = schedule_for(config)

@@ -261,6 +261,22 @@ def make_model(preset: Config | ModelConfig | str, *, key: PRNGKeyArray) -> UNet
     return UNet(preset, key=key)
 
 
+def check_labels(num_classes: int, labels) -> np.ndarray:
+    """``labels`` as an integer array; refused in one line unless each is a class of the model, 0 .. num_classes-1."""
+    arr = np.asarray(labels)
+    if num_classes < 1:
+        raise ValueError("this model is unconditional (num_classes = 0) and takes no labels; train a "
+                         "class-conditional preset (e.g. digits_cond) to choose what it draws")
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"labels must be a non-empty list of integers in 0 .. {num_classes - 1}, got {arr.dtype} "
+                         f"of shape {arr.shape}; pass one class index per image")
+    bad = sorted({int(v) for v in np.unique(arr) if not 0 <= v < num_classes})
+    if bad:
+        raise ValueError(f"label(s) {bad[:10]} outside this model's classes 0 .. {num_classes - 1}; use labels in "
+                         f"that range, or a model with num_classes = {max(bad) + 1}")
+    return arr
+
+
 def count_params(model: eqx.Module) -> int:
     """The number of trainable scalars (floating-point arrays) in a model; works on ``eqx.filter_eval_shape`` too."""
     leaves = jax.tree_util.tree_leaves(model)

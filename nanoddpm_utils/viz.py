@@ -23,7 +23,9 @@ from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython import display
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from PIL import Image
 
 from .images import to_uint8
 
@@ -350,8 +352,6 @@ def animated_png(frames, *, duration: int = 120, hold_last: int = 1500) -> bytes
 
     Show it with ``IPython.display.Image(data=..., format="png")``: GitHub, nbviewer, the site and Colab play it.
     """
-    from PIL import Image
-
     images = [Image.open(io.BytesIO(f)) if isinstance(f, bytes) else Image.fromarray(np.asarray(f)) for f in frames]
     if not images:
         raise ValueError("no frames to animate")
@@ -375,8 +375,6 @@ def animate_images(frames, frame_titles: Sequence[str], *, ncols: int | None = N
                    duration: int = 120, dpi: int = 100):
     """An animated PNG (in an ``IPython.display.Image``) of ``frames`` (F, N, H, W, C): frame f shows the N
     images of ``frames[f]`` in a grid, titled ``frame_titles[f]``."""
-    from IPython.display import Image
-
     frames = to_uint8(frames)
     if frames.ndim != 5:
         raise ValueError(f"expected frames of shape (F, N, H, W, C), got {frames.shape}")
@@ -392,4 +390,4 @@ def animate_images(frames, frame_titles: Sequence[str], *, ncols: int | None = N
         title.set_text(frame_titles[f])
         pngs.append(frame_png(fig, dpi))
     plt.close(fig)  # the animation only, not a static copy of the last frame
-    return Image(data=animated_png(pngs, duration=duration), format="png")
+    return display.Image(data=animated_png(pngs, duration=duration), format="png")

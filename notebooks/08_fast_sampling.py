@@ -63,7 +63,7 @@ from nanoddpm_utils import evaluate, pretrained, sample, solver, train, viz
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.images import to_uint8
-from nanoddpm_utils.schedule import make_schedule
+from nanoddpm_utils.schedule import ddim_timesteps, make_schedule
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
 print(f"jax {jax.__version__} on {jax.devices()[0].platform}; smoke mode: {SMOKE}")
@@ -106,7 +106,7 @@ print(f"{config.name}: trained for {config.train.steps} steps, T = {T}")
 #
 # On consecutive steps ($t' = t - 1$), $a_t^2/a_{t-1}^2 = \alpha_t$, so $\sigma_t(1)^2 = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t
 # = \tilde\beta_t$: DDPM's step with $\sigma_t^2 = \tilde\beta_t$. With $\eta = 0$ no fresh noise is added. DDIM visits $S \ll T$
-# timesteps spaced evenly from $T - 1$ to $0$ (`sample.ddim_timesteps`), then jumps to the data ($a = 1$, $b = 0$).
+# timesteps spaced evenly from $T - 1$ to $0$ (`schedule.ddim_timesteps`), then jumps to the data ($a = 1$, $b = 0$).
 
 # %%
 def ab(abar, t):
@@ -151,7 +151,7 @@ def model_eps(x, t):
 ddim_step_batch = eqx.filter_jit(lambda m, x, t, t_prev, keys, eta: jax.vmap(
     lambda xi, k: sample.ddim_step(m, schedule, xi, t, t_prev, k, eta=eta))(x, keys))  # one compilation for all
 S_DEMO, shape = 10, (8, 8, 8, 1)
-taus = sample.ddim_timesteps(T, S_DEMO)  # S_DEMO timesteps from T - 1 to 0
+taus = ddim_timesteps(T, S_DEMO)  # S_DEMO timesteps from T - 1 to 0
 x_t = f64(jax.random.normal(jax.random.key(3), shape))
 pairs = [(int(taus[0]), int(taus[1])), (int(taus[4]), int(taus[5])), (int(taus[-1]), -1)]
 step_errors = []
@@ -263,7 +263,7 @@ def dpm_solver_inline(eps_fn, x_T, ts, abar):
     return x
 
 
-ts_dpm = sample.ddim_timesteps(T, 5, "trailing")
+ts_dpm = ddim_timesteps(T, 5, "trailing")
 dpm_inline = dpm_solver_inline(model_eps, x_T, ts_dpm, abar)
 dpm_package = f64(solver.dpm_solver_sample_loop(model, schedule, jax.random.key(0), shape, num_steps=5,
                                                 spacing="trailing", x_T=x_T))
@@ -292,7 +292,7 @@ def gaussian_eps(x, t):
 x_T_toy, (a_T, b_T) = np.linspace(-3.0, 3.0, 13), ab(abar_toy, 999)  # a few starting points (the map is affine)
 exact_end = MU + STD * (x_T_toy - a_T * MU) / np.sqrt(a_T**2 * STD**2 + b_T**2)
 ORDER_STEPS = [20, 40, 80, 160]
-toy_errors = {f"{name}, {sp}": np.array([np.abs(fn(gaussian_eps, x_T_toy, sample.ddim_timesteps(1000, K, sp), abar_toy)
+toy_errors = {f"{name}, {sp}": np.array([np.abs(fn(gaussian_eps, x_T_toy, ddim_timesteps(1000, K, sp), abar_toy)
                                                 - exact_end).max() for K in ORDER_STEPS])
               for name, fn, sp in [("DDIM", ddim_sample_inline, "uniform"), ("DPM-Solver++(2M)", dpm_solver_inline,
                                    "uniform"), ("DPM-Solver++(2M)", dpm_solver_inline, "trailing")]}
@@ -359,8 +359,8 @@ ddpm_loop, _, ddpm_shape, ddpm_kwargs = sample.sampling_loop(config, N)  # Algor
 ddpm_run = ddpm_loop.lower(model, schedule, jax.random.key(100), ddpm_shape, **ddpm_kwargs).compile()
 add_row(f"DDPM {T}", T, lambda: f64(ddpm_run(model, schedule, jax.random.key(100), ddpm_shape, **ddpm_kwargs)))
 for S in CURVE_STEPS:
-    add_row(f"DDIM {S}", S, lambda: ddim_sample_inline(model_eps, x_T_eval, sample.ddim_timesteps(T, S), abar))
-    add_row(f"DPM++ {S}", S, lambda: dpm_solver_inline(model_eps, x_T_eval, sample.ddim_timesteps(T, S, "trailing"),
+    add_row(f"DDIM {S}", S, lambda: ddim_sample_inline(model_eps, x_T_eval, ddim_timesteps(T, S), abar))
+    add_row(f"DPM++ {S}", S, lambda: dpm_solver_inline(model_eps, x_T_eval, ddim_timesteps(T, S, "trailing"),
                                                        abar))
 print(f"{'':12} {'steps':>5} {'seconds':>8} {'frechet':>8} {'precision':>9} {'recall':>7}")
 for name, row in [*rows.items(), ("real digits", dict(real, steps=None))]:
@@ -401,7 +401,7 @@ if not SMOKE:  # a trained model: few steps cost quality, and the second-order s
 
 # %%
 ETA_STEPS, ETAS = min(50, T), [0.0, 0.25, 0.5, 0.75, 1.0]
-ts_eta = sample.ddim_timesteps(T, ETA_STEPS)
+ts_eta = ddim_timesteps(T, ETA_STEPS)
 fresh_z = lambda t: np.random.default_rng(t).standard_normal((N, 8, 8, 1))  # noqa: E731  (the same z for every eta)
 for eta in ETAS:
     if eta == 0 and f"DDIM {ETA_STEPS}" in rows:  # eta = 0 is the ODE: already drawn from the same x_T
@@ -461,7 +461,7 @@ viz.interactive_figure(show_eta, eta=(ETAS, 0.0), static=lambda: show_eta(0.0, g
 
 # %%
 answer = None  # exercise 1: ("ddim" or "dpm", "uniform" or "trailing" or "quadratic")
-errors_10 = {(name, sp): abs(exact_end - fn(gaussian_eps, x_T_toy, sample.ddim_timesteps(1000, 10, sp), abar_toy)).max()
+errors_10 = {(name, sp): abs(exact_end - fn(gaussian_eps, x_T_toy, ddim_timesteps(1000, 10, sp), abar_toy)).max()
              for name, fn in (("ddim", ddim_sample_inline), ("dpm", dpm_solver_inline))
              for sp in ("uniform", "trailing", "quadratic")}
 if answer is not None:
@@ -489,7 +489,7 @@ assert np.all(ddim_sigma(ab(abar, t_from), ab(abar, t_to), 1.0) ** 2 <= ab(abar,
 # noise, $b_{t'}^2 - \sigma_t^2 < 0$: the "direction pointing to $x_t$" has no real length.
 
 # %%
-ts_10 = sample.ddim_timesteps(T, 10)
+ts_10 = ddim_timesteps(T, 10)
 add_row("DDIM 10, eta 1", 10, lambda: ddim_sample_inline(model_eps, x_T_eval, ts_10, abar, 1.0, fresh_z))
 for name in ("DDIM 10", "DDIM 10, eta 1"):
     print(f"{name:15s} precision {rows[name]['precision']:.3f}, recall {rows[name]['recall']:.3f}")

@@ -62,7 +62,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nanoddpm_utils import guidance, pretrained, viz
+from nanoddpm_utils import guidance, pretrained, train, viz
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_dataset
 from nanoddpm_utils.images import to_uint8
@@ -115,7 +115,7 @@ dropped = drop_labels_inline(jax.random.key(0), labels, 0.1, 10)
 print(f"share replaced by 'no label': {float((dropped == 10).mean()):.4f}")
 
 # %%
-np.testing.assert_array_equal(dropped, guidance.drop_labels(jax.random.key(0), labels, 0.1, 10))
+np.testing.assert_array_equal(dropped, train.drop_labels(jax.random.key(0), labels, 0.1, 10))
 assert abs(float((dropped == 10).mean()) - 0.1) < 5 * np.sqrt(0.1 * 0.9 / len(labels))
 assert bool(jnp.all((dropped == labels) | (dropped == 10)))  # a label is kept or dropped, never changed
 

@@ -1,3 +1,4 @@
+import io
 import json
 
 import equinox as eqx
@@ -9,7 +10,8 @@ import pytest
 from nanoddpm_utils import checkpoint
 from nanoddpm_utils.checkpoint import CheckpointError
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.train import fit, init_state
+from nanoddpm_utils.state import init_state
+from nanoddpm_utils.train import fit
 
 CONFIG = get_preset("smoke").replace(train={"steps": 10, "log_every": 5, "steps_per_call": 5, "ckpt_every": 5,
                                             "sample_every": 1000})
@@ -43,7 +45,7 @@ def test_resume_equals_straight_run(tmp_path, data):
         np.testing.assert_array_equal(a, b)
 
 
-def test_keeps_last_k_and_skips_corrupt(tmp_path):
+def test_keeps_last_k_and_skips_corrupt(tmp_path, capsys):
     state = init_state(CONFIG, 0)
     for s in range(1, 6):
         checkpoint.save(tmp_path, eqx.tree_at(lambda st: st.step, state, jnp.int32(s)), CONFIG, keep=3)
@@ -51,9 +53,39 @@ def test_keeps_last_k_and_skips_corrupt(tmp_path):
     assert names == ["step_00000003.eqx", "step_00000004.eqx", "step_00000005.eqx"]
     newest = tmp_path / "checkpoints" / "step_00000005.eqx"
     newest.write_bytes(newest.read_bytes()[:100])  # truncated
-    with pytest.warns(UserWarning, match="step_00000005.eqx: its checksum does not match"):
-        restored, _ = checkpoint.restore(tmp_path)
+    restored, _ = checkpoint.restore(tmp_path)
     assert int(restored.step) == 4
+    err = capsys.readouterr().err
+    assert err == "warning: skipping checkpoint step_00000005.eqx: its checksum does not match (truncated or " \
+                  "corrupted); using step_00000004.eqx\n"  # one line, no file:line prefix
+
+
+def test_restore_a_given_file_verifies_it_and_names_the_cause(tmp_path):
+    for step in (1, 2):
+        checkpoint.save(tmp_path, at_step(step), CONFIG)
+    first, second = checkpoint.list_checkpoints(tmp_path)
+    assert int(checkpoint.restore(tmp_path, path=first)[0].step) == 1
+    second.write_bytes(second.read_bytes()[:-7])  # damaged
+    with pytest.raises(CheckpointError, match=r"step_00000002.eqx cannot be used: its checksum does not match"):
+        checkpoint.restore(tmp_path, path=second)
+    with pytest.raises(CheckpointError, match="cannot be used: it is not a file"):
+        checkpoint.restore(tmp_path, path=tmp_path / "nothing.eqx")
+    first.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="its checksum file is missing"):
+        checkpoint.restore(tmp_path, path=first)
+
+
+def test_read_leaves_refuses_leaves_left_over():
+    big, small = init_state(CONFIG, 0), init_state(CONFIG, 0).model
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, big)
+    with pytest.raises(ValueError):
+        checkpoint.read_leaves(buf.getvalue(), small)
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, small)
+    back = checkpoint.read_leaves(buf.getvalue(), small)
+    for a, b in zip(leaves(small), leaves(back), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_mismatched_config_and_missing(tmp_path):
@@ -89,8 +121,7 @@ def test_keep_goes_by_what_was_written_not_by_name(tmp_path):
         checkpoint.save(tmp_path, at_step(step), CONFIG, keep=3)
     newest = tmp_path / "checkpoints" / "step_00000010.eqx"
     newest.write_bytes(newest.read_bytes()[:-7])
-    with pytest.warns(UserWarning, match="skipping checkpoint step_00000010.eqx"):
-        resumed, _ = checkpoint.restore(tmp_path)
+    resumed, _ = checkpoint.restore(tmp_path)  # says on stderr that it skips step_00000010.eqx
     assert int(resumed.step) == 5
     checkpoint.save(tmp_path, at_step(7), CONFIG, keep=1)  # e.g. --ckpt-minutes fired at step 7
     assert names(tmp_path) == [5, 7]  # the one written and the one resumed from; the corrupt one is gone

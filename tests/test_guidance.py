@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from nanoddpm_utils.config import Config, get_preset
-from nanoddpm_utils.guidance import Guided, check_guidance, drop_labels, guided_eps, sample_guided
+from nanoddpm_utils.guidance import Guided, check_guidance, guided_eps, sample_guided
 from nanoddpm_utils.sample import sample_images
-from nanoddpm_utils.train import batch_loss, check_labels
+from nanoddpm_utils.train import batch_loss
 from nanoddpm_utils.schedule import make_schedule
 from nanoddpm_utils.unet import count_params, make_model
 
@@ -87,17 +87,6 @@ def test_conditional_model_shapes_and_no_label():
 
 
 # --------------------------------------------------------------------------- label dropout
-@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
-def test_drop_labels_rate(p):
-    n = 200_000
-    labels = jnp.asarray(np.arange(n) % 10, jnp.int32)
-    out = np.asarray(drop_labels(jax.random.key(0), labels, p, 10))
-    dropped = out == 10
-    se = np.sqrt(p * (1 - p) / n)
-    assert abs(dropped.mean() - p) <= 5 * se + 1e-12
-    np.testing.assert_array_equal(out[~dropped], np.asarray(labels)[~dropped])  # the rest kept as they were
-
-
 class _LabelEcho(eqx.Module):
     """A stand-in network whose eps is its label everywhere: the loss then reveals which labels it was given."""
 
@@ -118,18 +107,6 @@ def test_training_drops_labels_at_the_configured_rate(p):
     expected = 1 + (1 - p) + 100 * p
     se = 99 * np.sqrt(p * (1 - p) / B) + 0.05  # the dropout draw, plus the noise's own spread
     assert abs(loss - expected) <= 5 * se
-
-
-def test_check_labels():
-    images = np.zeros((4, 8, 8, 1), np.uint8)
-    check_labels(SMOKE, images)
-    check_labels(COND, (images, np.array([0, 9, 3, 3])))
-    with pytest.raises(ValueError, match="unconditional"):
-        check_labels(SMOKE, (images, np.zeros(4, int)))
-    with pytest.raises(ValueError, match="needs \\(images, labels\\)"):
-        check_labels(COND, images)
-    with pytest.raises(ValueError, match="0 .. 9"):
-        check_labels(COND, (images, np.array([0, 10, 3, 3])))
 
 
 # --------------------------------------------------------------------------- the guidance formula
@@ -214,7 +191,7 @@ def _cli(capsys, argv):
 @pytest.fixture
 def runs(tmp_path):
     from nanoddpm_utils import checkpoint
-    from nanoddpm_utils.train import init_state
+    from nanoddpm_utils.state import init_state
 
     cond = COND.replace(name="smoke_cond")
     checkpoint.save(tmp_path / "uncond", init_state(SMOKE, 0), SMOKE)

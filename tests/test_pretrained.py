@@ -17,7 +17,8 @@ from nanoddpm_utils.config import PRESETS, get_preset
 from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.images import to_model_range
 from nanoddpm_utils.sample import sample_images
-from nanoddpm_utils.train import batch_loss, init_state, schedule_for
+from nanoddpm_utils.state import init_state
+from nanoddpm_utils.train import batch_loss, schedule_for
 
 ROOT = Path(__file__).resolve().parents[1]
 _INDEX_FILE = pretrained.WEIGHTS_DIR / pretrained.INDEX
@@ -132,6 +133,19 @@ def test_cli_refuses_an_unknown_preset(capsys):
     assert pretrained.main(["nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown preset" in err and "digits" in err
+
+
+@pytest.mark.parametrize("error, code", [(ValueError("the dataset is not there\nsecond line"), 2),
+                                         (PermissionError(13, "Permission denied"), 1),
+                                         (MemoryError(), 1)])
+def test_cli_errors_are_one_line_with_the_cli_exit_codes(monkeypatch, capsys, error, code):
+    def fail(name):
+        raise error
+
+    monkeypatch.setattr(pretrained, "build", fail)
+    assert pretrained.main(["digits"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_every_shipped_name_is_a_loadable_model():

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.sample import ddim_sample_loop, ddim_timesteps, p_sample_loop, sample_images
-from nanoddpm_utils.schedule import make_schedule
+from nanoddpm_utils.sample import ddim_sample_loop, p_sample_loop, sample_images
+from nanoddpm_utils.schedule import ddim_timesteps, make_schedule
 from nanoddpm_utils.solver import dpm_solver_sample_loop
 from nanoddpm_utils.unet import make_model
 
@@ -242,7 +242,7 @@ def test_sample_images_with_dpm_solver_and_errors():
 def test_the_command_line_samples_with_dpm_solver(tmp_path, capsys):
     from nanoddpm_utils import checkpoint
     from nanoddpm_utils.__main__ import main
-    from nanoddpm_utils.train import init_state
+    from nanoddpm_utils.state import init_state
 
     config = get_preset("smoke")
     checkpoint.save(tmp_path / "run", init_state(config, jax.random.key(0)), config)

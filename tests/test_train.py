@@ -8,7 +8,8 @@ import pytest
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import get_batch
 from nanoddpm_utils import train
-from nanoddpm_utils.train import (GRID_DDIM_STEPS, batch_loss, ema_update, fit, init_state, learning_rate,
+from nanoddpm_utils.state import init_state, learning_rate
+from nanoddpm_utils.train import (GRID_DDIM_STEPS, batch_loss, check_data, drop_labels, ema_update, fit,
                                   make_train_step, make_train_steps, schedule_for)
 
 CONFIG = get_preset("smoke").replace(train={"warmup_steps": 0, "lr": 1e-3, "ema_decay": 0.8})
@@ -116,18 +117,43 @@ def test_learning_rate_matches_optax_warmup_schedule():
 
 
 def test_grids_during_training_use_few_ddim_steps(data, tmp_path, monkeypatch):
-    from nanoddpm_utils import sample
-
     calls = []
-    real = sample.sample_images
+    real = train.sample_images
 
     def recorder(config, model, key, num, **kw):
         calls.append(kw)
         return real(config, model, key, num, **kw)
 
-    monkeypatch.setattr(sample, "sample_images", recorder)
+    monkeypatch.setattr(train, "sample_images", recorder)
     cfg = CONFIG.replace(train={"steps": 10, "log_every": 5, "steps_per_call": 5, "sample_every": 10})
     fit(cfg, np.asarray(data), run_dir=tmp_path, progress=False)
     T = cfg.diffusion.num_timesteps
     assert [(c["sampler"], c["steps"]) for c in calls] == [("ddim", min(GRID_DDIM_STEPS, T))]
     assert (tmp_path / "samples" / "step_00000010.png").exists()
+
+
+# --------------------------------------------------------------------------- labels (class-conditional runs)
+COND = get_preset("smoke").replace(model={"num_classes": 10})
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+def test_drop_labels_rate(p):
+    n = 200_000
+    labels = jnp.asarray(np.arange(n) % 10, jnp.int32)
+    out = np.asarray(drop_labels(jax.random.key(0), labels, p, 10))
+    dropped = out == 10
+    se = np.sqrt(p * (1 - p) / n)
+    assert abs(dropped.mean() - p) <= 5 * se + 1e-12
+    np.testing.assert_array_equal(out[~dropped], np.asarray(labels)[~dropped])  # the rest kept as they were
+
+
+def test_check_data():
+    images = np.zeros((4, 8, 8, 1), np.uint8)
+    check_data(get_preset("smoke"), images)
+    check_data(COND, (images, np.array([0, 9, 3, 3])))
+    with pytest.raises(ValueError, match="unconditional"):
+        check_data(get_preset("smoke"), (images, np.zeros(4, int)))
+    with pytest.raises(ValueError, match="needs \\(images, labels\\)"):
+        check_data(COND, images)
+    with pytest.raises(ValueError, match="0 .. 9"):
+        check_data(COND, (images, np.array([0, 10, 3, 3])))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nanoddpm_utils.config import ModelConfig, get_preset
-from nanoddpm_utils.unet import UNet, count_params, make_model
+from nanoddpm_utils.unet import UNet, check_labels, count_params, make_model
 
 SMOKE = get_preset("smoke").model
 
@@ -112,3 +112,14 @@ def test_bad_model_config(kwargs, message):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'huge'; choose one of"):
         get_preset("huge")
+
+
+def test_check_labels_takes_the_classes_and_refuses_the_rest_in_one_line():
+    np.testing.assert_array_equal(check_labels(10, [0, 9, 3]), [0, 9, 3])
+    for num_classes, labels, message in [(10, [3, 10], r"label\(s\) \[10\] outside this model's classes 0 \.\. 9"),
+                                         (10, [-1], r"\[-1\] outside"), (10, [1.5], "integers in 0 .. 9"),
+                                         (10, [], "non-empty"), (10, [[1]], "integers"),
+                                         (0, [1], "unconditional")]:
+        with pytest.raises(ValueError, match=message) as e:
+            check_labels(num_classes, labels)
+        assert "\n" not in str(e.value)
