@@ -37,8 +37,14 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 from tqdm.auto import tqdm
 
-from .diffusion import (discretized_gaussian_log_likelihood, normal_kl, p_mean_variance, q_mean_variance,
-                        q_posterior_mean_variance, q_sample)
+from .diffusion import (
+    discretized_gaussian_log_likelihood,
+    normal_kl,
+    p_mean_variance,
+    q_mean_variance,
+    q_posterior_mean_variance,
+    q_sample,
+)
 from .images import to_model_range
 from .schedule import Schedule
 
@@ -98,7 +104,7 @@ def bits_per_dim(model, schedule: Schedule, images_uint8: np.ndarray, *, key: PR
     (the last one padded, so every batch has one shape and compiles once) with a
     progress bar. Returns the set averages:
 
-    - "total": L_T + sum_t L_t + L_0, the bound (the paper's Table 1: <= 3.75 on CIFAR-10 test, 3.72 train, with L_simple);
+    - "total": L_T + sum_t L_t + L_0, the bound (paper's Table 1: <= 3.75 on CIFAR-10 test, 3.72 train, L_simple);
     - "prior": L_T;  "decoder": L_0;  "kl": sum_{t=1}^{T-1} L_t;
     - "terms": (T,) NumPy array: terms[t] is the paper's L_t (terms[0] = L_0, the decoder);
     - "total_sem": the standard error of "total" over the examples;  "num_examples": N.

@@ -46,7 +46,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with what to do about it."""
 
 
-# The checkpoint (file name) each run folder (resolved) was last restored from in this process: keep-last-k never deletes it.
+# The checkpoint (file name) each resolved run folder was last restored from in this process: keep-last-k keeps it.
 _RESUMED_FROM: dict[Path, str] = {}
 
 
@@ -109,9 +109,10 @@ def _prune(folder: Path, keep: int, written: Path) -> None:
         if path == written:
             continue
         problem = _verify(path)
+        other_format = problem is not None and (_meta(path) or {"format": FORMAT}).get("format") != FORMAT
         if problem is None and kept < keep:
             kept += 1
-        elif path.name not in protected and (problem is None or _meta(path) is None or _meta(path).get("format") == FORMAT):
+        elif path.name not in protected and not other_format:
             path.unlink(missing_ok=True)
             path.with_suffix(".json").unlink(missing_ok=True)
 

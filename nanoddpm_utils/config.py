@@ -138,14 +138,14 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         try:
             return cls(name=d["name"], dataset=d["dataset"], model=ModelConfig(**d["model"]),
                        diffusion=DiffusionConfig(**d["diffusion"]), train=TrainConfig(**d["train"]))
         except (KeyError, TypeError) as e:
             raise ValueError(f"not a nanoddpm config ({e}); was it written by another version?") from None
 
-    def replace(self, **sections) -> "Config":
+    def replace(self, **sections) -> Config:
         """``cfg.replace(train={"steps": 10})`` returns a copy with those fields changed."""
         changes = {}
         for section, values in sections.items():

@@ -16,13 +16,13 @@ from .schedule import Schedule
 
 
 # --------------------------------------------------------------------------- forward process q
-def q_mean_variance(schedule: Schedule, x0: Float[Array, "..."], t: Int[Array, ""]):
+def q_mean_variance(schedule: Schedule, x0: Float[Array, ...], t: Int[Array, ""]):
     """q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I): returns (mean, variance, log_variance)."""
     mean = schedule.sqrt_alphas_cumprod[t] * x0
     return mean, 1.0 - schedule.alphas_cumprod[t], schedule.log_one_minus_alphas_cumprod[t]
 
 
-def q_sample(schedule: Schedule, x0: Float[Array, "..."], t: Int[Array, ""], noise: Float[Array, "..."]):
+def q_sample(schedule: Schedule, x0: Float[Array, ...], t: Int[Array, ""], noise: Float[Array, ...]):
     """Draw x_t ~ q(x_t | x_0) in one step (the paper's eq. 4): sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps."""
     return schedule.sqrt_alphas_cumprod[t] * x0 + schedule.sqrt_one_minus_alphas_cumprod[t] * noise
 
@@ -107,7 +107,7 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
 
 
 def initial_noise(key: PRNGKeyArray, shape: tuple[int, ...], x_T=None):
-    """x_T ~ N(0, I), the prior p(x_T), drawn from ``key`` (as ``sample.p_sample_loop`` draws it), or the given ``x_T``."""
+    """x_T ~ N(0, I), the prior p(x_T), drawn from ``key`` (as ``sample.p_sample_loop`` draws it), or ``x_T``."""
     if x_T is None:
         return jax.random.normal(key, shape)
     if tuple(x_T.shape) != tuple(shape):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 
-def timestep_embedding(t: Int[Array, "..."], dim: int) -> Float[Array, "... dim"]:
+def timestep_embedding(t: Int[Array, ...], dim: int) -> Float[Array, "... dim"]:
     """Embed integer timesteps as ``[sin(t * f_0..f_{h-1}), cos(t * f_0..f_{h-1})]``.
 
     ``h = dim // 2`` frequencies ``f_i = exp(-log(10000) * i / (h - 1))`` run

@@ -23,7 +23,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .config import Config
 from .diffusion import initial_noise, p_mean_variance, predict_x0_from_eps
 from .parallel import shard_batch
-from .schedule import SPACINGS, Schedule, ddim_timesteps, make_schedule
+from .schedule import Schedule, ddim_timesteps, make_schedule
 from .solver import dpm_solver_sample_loop
 
 

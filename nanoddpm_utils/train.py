@@ -3,14 +3,15 @@ K steps in one ``lax.scan``, and the ``fit`` driver (progress bar, logging, samp
 
 Every step draws its batch on device from the in-memory uint8 dataset, so Python
 touches the host once per K steps. Algorithm 1 of the paper, per example:
-    x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I);  minimise ||eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1-abar_t) eps, t)||^2
+    x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I);
+    minimise ||eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1-abar_t) eps, t)||^2
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import equinox as eqx
 import jax
@@ -24,11 +25,11 @@ from . import checkpoint
 from .config import Config
 from .data import get_batch
 from .diffusion import loss_simple, q_sample
+from .images import save_png
 from .parallel import check_batch_size, make_mesh, put_dataset, replicate, shard_batch, to_host
 from .sample import sample_images
 from .schedule import Schedule, make_schedule
 from .state import TrainState, init_state, learning_rate, make_optimizer
-from .images import save_png
 from .unet import UNet, check_labels
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import io
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -256,7 +256,7 @@ def unet_layout(model_config) -> list[UNetBlock]:
     last = len(c.ch_mult) - 1
     blocks.append(UNetBlock("middle", "mid", last, -1, ch, ch, c.resolutions[last], True))
     for i in reversed(range(len(c.ch_mult))):
-        for r in range(c.num_res_blocks + 1):
+        for _ in range(c.num_res_blocks + 1):
             skip = stack.pop()
             out = c.ch * c.ch_mult[i]
             blocks.append(UNetBlock("ResBlock", "up", i, blocks[skip].row, ch + blocks[skip].out_ch, out,

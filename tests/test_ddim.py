@@ -5,12 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracle import make_oracle
 
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.sample import ddim_sample_loop, p_sample_loop, sample_images
 from nanoddpm_utils.schedule import ddim_timesteps, make_schedule
 from nanoddpm_utils.unet import make_model
-from oracle import make_oracle
 
 
 class Shrink(eqx.Module):

@@ -14,8 +14,8 @@ import pytest
 from nanoddpm_utils.config import Config, get_preset
 from nanoddpm_utils.guidance import Guided, check_guidance, guided_eps, sample_guided
 from nanoddpm_utils.sample import sample_images
-from nanoddpm_utils.train import batch_loss
 from nanoddpm_utils.schedule import make_schedule
+from nanoddpm_utils.train import batch_loss
 from nanoddpm_utils.unet import count_params, make_model
 
 SMOKE = get_preset("smoke")

@@ -139,7 +139,7 @@ def test_dpm_solver_matches_a_python_loop_of_the_paper(steps, spacing, clip):
 
 def test_dpm_solver_is_second_order_not_ddim():
     # with one or two steps it has no history and is DDIM; from three on it is not
-    T, schedule = 1000, make_schedule("linear", 1000)
+    schedule = make_schedule("linear", 1000)
     x_T = jnp.asarray(np.random.default_rng(2).normal(size=(1, 4, 4, 1)), jnp.float32)
     for steps, same in ((2, True), (10, False)):
         a = dpm_solver_sample_loop(Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps,

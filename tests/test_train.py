@@ -5,12 +5,21 @@ import numpy as np
 import optax
 import pytest
 
+from nanoddpm_utils import train
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import get_batch
-from nanoddpm_utils import train
 from nanoddpm_utils.state import init_state, learning_rate
-from nanoddpm_utils.train import (GRID_DDIM_STEPS, batch_loss, check_data, drop_labels, ema_update, fit,
-                                  make_train_step, make_train_steps, schedule_for)
+from nanoddpm_utils.train import (
+    GRID_DDIM_STEPS,
+    batch_loss,
+    check_data,
+    drop_labels,
+    ema_update,
+    fit,
+    make_train_step,
+    make_train_steps,
+    schedule_for,
+)
 
 CONFIG = get_preset("smoke").replace(train={"warmup_steps": 0, "lr": 1e-3, "ema_decay": 0.8})
 
