@@ -31,16 +31,8 @@ from .paths import check_npz_out, check_run_folder, make_folder
 # --------------------------------------------------------------------------- train
 def train_config(args):
     """The config to train and the state to start from: the preset's (or the resumed run's), then the flags."""
-    overrides = {
-        k: v
-        for k, v in {
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "seed": args.seed,
-            "ckpt_every": args.ckpt_every,
-        }.items()
-        if v is not None
-    }
+    flags = dict(steps=args.steps, batch_size=args.batch_size, seed=args.seed, ckpt_every=args.ckpt_every)
+    overrides = {k: v for k, v in flags.items() if v is not None}
     if args.resume:
         state, config = checkpoint.restore(args.out)
         if args.preset not in (None, config.name):
