@@ -56,8 +56,10 @@ class _NdarrayName:
     """What a file gets for ``numpy.ndarray``: a name to hand to ``_reconstruct``, never a constructor."""
 
     def __new__(cls, *args, **kwargs):
-        raise BatchRefused("it calls numpy.ndarray directly, which builds an array of any size from a few bytes "
-                           "(uninitialised, or a view with chosen strides); a real batch never does")
+        raise BatchRefused(
+            "it calls numpy.ndarray directly, which builds an array of any size from a few bytes "
+            "(uninitialised, or a view with chosen strides); a real batch never does"
+        )
 
 
 class _Uint8:
@@ -87,8 +89,9 @@ class _PendingArray:
             raise BatchRefused(f"its array has the shape {_short(shape)}, not (N, {ROW_BYTES})")
         rows, cols = shape
         if cols != ROW_BYTES or not 1 <= rows <= MAX_ROWS:
-            raise BatchRefused(f"its array has the shape ({rows}, {cols}), not (N, {ROW_BYTES}) with N in "
-                               f"1..{MAX_ROWS}")
+            raise BatchRefused(
+                f"its array has the shape ({rows}, {cols}), not (N, {ROW_BYTES}) with N in 1..{MAX_ROWS}"
+            )
         if type(dtype) is not _Uint8:
             raise BatchRefused(f"its array's dtype is {_short(dtype)}, not uint8")
         if fortran is not False and fortran != 0:
@@ -114,8 +117,9 @@ class _BatchUnpickler(pickle.Unpickler):
         try:
             return self.allowed[(module, name)]
         except (KeyError, TypeError):
-            raise BatchRefused(f"it asks for the global {_short(module)}.{_short(name)}, which a batch never "
-                               "needs (it could run code)") from None
+            raise BatchRefused(
+                f"it asks for the global {_short(module)}.{_short(name)}, which a batch never needs (it could run code)"
+            ) from None
 
     def _reconstruct(self, cls=None, shape=None, typecode=None, *rest):
         if cls is not _NdarrayName or type(shape) is not tuple or shape != (0,) or typecode != b"b" or rest:

@@ -36,17 +36,21 @@ KAGGLE_SOURCES = {
 
 # --- CIFAR-10: the pickled batches, read without running code (batch_pickle.py) ------------
 
+
 def _read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch (see ``batch_pickle``): rows of 3072 bytes (1024 R, 1024 G, 1024 B, each 32x32
     row-major) -> NHWC."""
     try:
         data, labels = read_batch(file)
     except BatchRefused as e:
-        raise DataError(f"{file} is not a genuine CIFAR-10 batch: {e}; delete it and download the dataset "
-                        "again") from None
+        raise DataError(
+            f"{file} is not a genuine CIFAR-10 batch: {e}; delete it and download the dataset again"
+        ) from None
     except OSError as e:
-        raise DataError(f"cannot read CIFAR-10 batch {file} ({e.strerror or type(e).__name__}); check its "
-                        "permissions, or download the dataset again") from None
+        raise DataError(
+            f"cannot read CIFAR-10 batch {file} ({e.strerror or type(e).__name__}); check its "
+            "permissions, or download the dataset again"
+        ) from None
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -56,13 +60,16 @@ def _load_batches(root: Path, split: str):
     files = {"train": train, "test": [root / "test_batch"], "all": [*train, root / "test_batch"]}[split]
     missing = [f.name for f in files if not f.is_file()]
     if not files or missing:
-        raise DataError(f"CIFAR-10 batches folder {root} lacks {', '.join(missing) or 'data_batch_1..5'}; "
-                        "download the dataset again")
+        raise DataError(
+            f"CIFAR-10 batches folder {root} lacks {', '.join(missing) or 'data_batch_1..5'}; "
+            "download the dataset again"
+        )
     images, labels = zip(*(_read_batch(f) for f in files))
     return np.concatenate(images), np.concatenate(labels)
 
 
 # --- CIFAR-10: the PNG folders and the competition layout ----------------------------------
+
 
 def _class_labels(names: list[str]) -> dict[str, int]:
     """CIFAR-10's own label numbers when the folders are its class names, else sorted order."""
@@ -103,8 +110,10 @@ def _extract_7z(archive: Path) -> Path:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=archive.name + ".partial-", dir=archive.parent))
     except OSError as e:
-        raise DataError(f"cannot write beside {archive} ({type(e).__name__}); extract it yourself so that "
-                        f"{archive.parent / 'train'}/1.png exists") from None
+        raise DataError(
+            f"cannot write beside {archive} ({type(e).__name__}); extract it yourself so that "
+            f"{archive.parent / 'train'}/1.png exists"
+        ) from None
     try:
         with py7zr.SevenZipFile(archive, "r") as z:
             z.extractall(tmp)
@@ -113,8 +122,10 @@ def _extract_7z(archive: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         if dest.is_dir():  # another process finished first
             return dest
-        raise DataError(f"cannot extract {archive} ({type(e).__name__}: {first_line(e, limit=200)}); "
-                        "delete it and download the dataset again") from None
+        raise DataError(
+            f"cannot extract {archive} ({type(e).__name__}: {first_line(e, limit=200)}); "
+            "delete it and download the dataset again"
+        ) from None
     except BaseException:  # Ctrl-C: leave no half-extracted folder behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -123,33 +134,41 @@ def _extract_7z(archive: Path) -> Path:
 
 def _load_competition(root: Path, split: str):
     if split == "test":
-        raise DataError("the Kaggle competition layout (cifar-10) has no labelled test split (its test.7z is "
-                        "unlabelled); use split='train', or layout='batches' which has the official test set")
+        raise DataError(
+            "the Kaggle competition layout (cifar-10) has no labelled test split (its test.7z is "
+            "unlabelled); use split='train', or layout='batches' which has the official test set"
+        )
     train_dir = root / "train"  # already extracted by hand
     if not train_dir.is_dir():
         if not (root / "train.7z").is_file():
-            raise DataError(f"{root} has trainLabels.csv but neither train.7z nor train/; "
-                            "download the competition again")
+            raise DataError(
+                f"{root} has trainLabels.csv but neither train.7z nor train/; download the competition again"
+            )
         train_dir = _extract_7z(root / "train.7z") / "train"
     labels_csv = root / "trainLabels.csv"
     try:
         with open(labels_csv, newline="") as fh:
             rows = sorted((int(r["id"]), r["label"]) for r in csv.DictReader(fh))
     except (KeyError, ValueError, TypeError) as e:
-        raise DataError(f"{labels_csv} is not 'id,label' rows ({type(e).__name__}: {first_line(e, limit=200)}); "
-                        "download the competition again") from None
+        raise DataError(
+            f"{labels_csv} is not 'id,label' rows ({type(e).__name__}: {first_line(e, limit=200)}); "
+            "download the competition again"
+        ) from None
     unknown = {label for _, label in rows} - set(CIFAR10_CLASSES)
     if unknown:
         raise DataError(f"{labels_csv} has unknown labels {sorted(unknown)}; download the competition again")
     files = [train_dir / f"{i}.png" for i, _ in rows]
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise DataError(f"{len(missing)} images listed in trainLabels.csv are missing, e.g. {missing[0]}; "
-                        f"delete {train_dir.parent} and try again")
+        raise DataError(
+            f"{len(missing)} images listed in trainLabels.csv are missing, e.g. {missing[0]}; "
+            f"delete {train_dir.parent} and try again"
+        )
     return read_images(files, "RGB"), np.array([CIFAR10_CLASSES.index(label) for _, label in rows], np.int32)
 
 
 # --- CIFAR-10: finding the layout and downloading -------------------------------------------
+
 
 def find_layouts(root: Path) -> dict[str, Path]:
     """For each layout found under ``root`` (kagglehub versions nest differently), its shallowest folder."""
@@ -200,6 +219,7 @@ def _kaggle_download(layout: str) -> Path:
     kind, handle = KAGGLE_SOURCES[layout]
     try:
         import kagglehub
+
         download = kagglehub.competition_download if kind == "competition" else kagglehub.dataset_download
         return Path(download(handle))
     except Exception as e:
@@ -208,7 +228,8 @@ def _kaggle_download(layout: str) -> Path:
             raise DataError(
                 f"Kaggle refused the competition download {handle!r} ({status}): sign in to kaggle.com with "
                 f"the account of your credentials, accept the rules at https://www.kaggle.com/competitions/{handle}"
-                "/rules, then run again (or use layout='batches', a dataset that needs no rules)") from None
+                "/rules, then run again (or use layout='batches', a dataset that needs no rules)"
+            ) from None
         reason = first_line(e, limit=200, clean=_secret_free)  # masked before it is cut, so no piece of a key is left
         raise DataError(
             f"could not download CIFAR-10 from Kaggle {kind} {handle!r} ({reason}); check your network, and your "
@@ -216,7 +237,8 @@ def _kaggle_download(layout: str) -> Path:
             "Colab, add it as the secret KAGGLE_API_TOKEN in the Secrets panel (key icon) with notebook access, "
             "elsewhere export KAGGLE_API_TOKEN (the legacy pair KAGGLE_USERNAME and KAGGLE_KEY, or "
             f"~/.kaggle/kaggle.json with chmod 600, work too); or set {LOCAL_CIFAR10_ENV} to a folder that already "
-            "holds CIFAR-10") from None
+            "holds CIFAR-10"
+        ) from None
 
 
 def load_cifar10(split: str = "train", *, layout: str = "auto", path=None, return_labels: bool = False):
@@ -243,8 +265,10 @@ def load_cifar10(split: str = "train", *, layout: str = "auto", path=None, retur
     if layout == "auto":
         layout = next((k for k in ("batches", "competition", "png") if k in found), None)
         if layout is None:
-            raise DataError(f"{root} holds no CIFAR-10 layout (cifar-10-batches-py/, trainLabels.csv with train.7z, "
-                            "or train/<class>/*.png); point to the folder that holds one")
+            raise DataError(
+                f"{root} holds no CIFAR-10 layout (cifar-10-batches-py/, trainLabels.csv with train.7z, "
+                "or train/<class>/*.png); point to the folder that holds one"
+            )
     if layout not in found:
         raise DataError(f"{root} does not hold the CIFAR-10 {layout!r} layout; pass layout='auto' or the right folder")
     load = {"batches": _load_batches, "competition": _load_competition, "png": _load_png_folders}[layout]

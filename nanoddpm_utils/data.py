@@ -22,6 +22,7 @@ from .images import IMAGE_EXTENSIONS, DataError, check_split, read_images, to_mo
 
 # --- scikit-learn digits ---------------------------------------------------------------
 
+
 def load_digits(split: str = "train", *, return_labels: bool = False):
     """The 1797 8x8 digits of scikit-learn as uint8 ``(N, 8, 8, 1)``; train/test is a fixed 80/20 stratified split."""
     check_split(split)
@@ -29,14 +30,14 @@ def load_digits(split: str = "train", *, return_labels: bool = False):
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)[..., None]  # 0..16 -> 0..255
     labels = digits.target.astype(np.int32)
     if split != "all":
-        train_idx, test_idx = train_test_split(
-            np.arange(len(labels)), test_size=0.2, random_state=0, stratify=labels)
+        train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=labels)
         idx = np.sort(train_idx if split == "train" else test_idx)  # back in the dataset's own order
         images, labels = images[idx], labels[idx]
     return (images, labels) if return_labels else images
 
 
 # --- a folder of images ------------------------------------------------------------------
+
 
 def load_image_folder(path, *, channels: int = 3, return_labels: bool = False):
     """Every .png/.jpg/.jpeg under ``path`` (recursive, sorted) as uint8 ``(N, H, W, channels)``.
@@ -51,15 +52,19 @@ def load_image_folder(path, *, channels: int = 3, return_labels: bool = False):
         raise DataError(f"image folder {root} does not exist; check the path")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise DataError(f"no images found in {root}: it reads {', '.join(IMAGE_EXTENSIONS)} files "
-                        "(any case, in subfolders too); put your images there or convert them to PNG")
+        raise DataError(
+            f"no images found in {root}: it reads {', '.join(IMAGE_EXTENSIONS)} files "
+            "(any case, in subfolders too); put your images there or convert them to PNG"
+        )
     images = read_images(files, "RGB" if channels == 3 else "L")
     if not return_labels:
         return images
     loose = [f for f in files if f.parent == root]
     if loose:
-        raise DataError(f"{loose[0]} is not in a class folder: for labels, put every image in one sub-folder "
-                        f"per class ({root}/<class>/...)")
+        raise DataError(
+            f"{loose[0]} is not in a class folder: for labels, put every image in one sub-folder "
+            f"per class ({root}/<class>/...)"
+        )
     classes = image_folder_classes(root)
     index = {name: i for i, name in enumerate(classes)}
     return images, np.array([index[f.relative_to(root).parts[0]] for f in files], np.int32)
@@ -69,14 +74,24 @@ def image_folder_classes(path) -> list[str]:
     """The class names of a folder with one sub-folder per class (those that hold images), sorted: label i is
     the i-th name."""
     root = Path(path).expanduser()
-    return sorted(d.name for d in root.iterdir() if d.is_dir() and any(
-        p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in d.rglob("*")))
+    return sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in d.rglob("*"))
+    )
 
 
 # --- the entry point used by training ---------------------------------------------------
 
-def load_dataset(spec: str, *, split: str = "train", image_size: int | None = None,
-                 channels: int | None = None, return_labels: bool = False):
+
+def load_dataset(
+    spec: str,
+    *,
+    split: str = "train",
+    image_size: int | None = None,
+    channels: int | None = None,
+    return_labels: bool = False,
+):
     """``spec`` is "digits", "cifar10" or a folder (CIFAR-10 in a known layout, else any images).
 
     ``image_size`` and ``channels`` (the preset's) are checked against the data's shape. With
@@ -104,12 +119,15 @@ def load_dataset(spec: str, *, split: str = "train", image_size: int | None = No
     _, h, w, c = images.shape
     if (image_size is not None and (h, w) != (image_size, image_size)) or (channels is not None and c != channels):
         want = f"{image_size or h}x{image_size or w}x{channels or c}"
-        raise DataError(f"dataset {spec!r} has images of {h}x{w}x{c} (HxWxC) but the preset expects {want}; pick a "
-                        f"preset (or config) with image_size={h} and in_channels={c}, or resize the images")
+        raise DataError(
+            f"dataset {spec!r} has images of {h}x{w}x{c} (HxWxC) but the preset expects {want}; pick a "
+            f"preset (or config) with image_size={h} and in_channels={c}, or resize the images"
+        )
     return (images, labels) if return_labels else images
 
 
 # --- batches on device -------------------------------------------------------------------
+
 
 def get_batch(key, data, batch_size: int, random_flip: bool, labels=None):
     """``batch_size`` images drawn with replacement from uint8 ``data`` ``(N, H, W, C)``, as float32 in [-1, 1].

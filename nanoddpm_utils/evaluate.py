@@ -134,8 +134,9 @@ def nearest_neighbours(query_feats: np.ndarray, reference_feats: np.ndarray) -> 
     """(distances, indices): for each query point, its Euclidean distance to the nearest reference point and which."""
     query, reference = _as_features(query_feats, "query_feats"), _as_features(reference_feats, "reference_feats")
     if query.shape[1] != reference.shape[1] or len(reference) == 0:
-        raise ValueError(f"need a non-empty reference with the query's {query.shape[1]} features, "
-                         f"got shape {reference.shape}")
+        raise ValueError(
+            f"need a non-empty reference with the query's {query.shape[1]} features, got shape {reference.shape}"
+        )
     d = cdist(query, reference)
     idx = d.argmin(axis=1)
     return d[np.arange(len(query)), idx], idx
@@ -199,7 +200,7 @@ class DigitsJudge:
         nz = share[share > 0]
         feats = self.features(images_uint8)
         kid_value, kid_se = kid_with_error(feats, self.reference_features)
-        sets = [feats[i:i + size] for i in range(0, n - size + 1, size)]
+        sets = [feats[i : i + size] for i in range(0, n - size + 1, size)]
         reference = self.reference_features[np.random.default_rng(0).permutation(len(self.reference_features))[:size]]
         k = 3  # precision and recall need more than k images in a set: nan below that, as KID's error is
         pr = np.mean([precision_recall(reference, f, k) for f in sets], axis=0) if size > k else (np.nan, np.nan)
@@ -277,8 +278,9 @@ def digits_judge() -> DigitsJudge:
 
 def _mean_rows(rows: list[dict]) -> dict:
     """Mean over judges; ``classes_present`` is the fewest any judge saw."""
-    return {k: min(r[k] for r in rows) if k == "classes_present" else float(np.mean([r[k] for r in rows]))
-            for k in rows[0]}
+    return {
+        k: min(r[k] for r in rows) if k == "classes_present" else float(np.mean([r[k] for r in rows])) for k in rows[0]
+    }
 
 
 def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, dict]:
@@ -308,13 +310,26 @@ def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, 
     return table
 
 
-TABLE_COLUMNS = ("confidence", "coverage_entropy", "classes_present", "min_class_share", "frechet", "kid",
-                 "precision", "recall", "pixel_confidence", "pixel_frechet", "pixel_kid", "pixel_precision",
-                 "pixel_recall")
+TABLE_COLUMNS = (
+    "confidence",
+    "coverage_entropy",
+    "classes_present",
+    "min_class_share",
+    "frechet",
+    "kid",
+    "precision",
+    "recall",
+    "pixel_confidence",
+    "pixel_frechet",
+    "pixel_kid",
+    "pixel_precision",
+    "pixel_recall",
+)
 
 
 def format_table(table: dict[str, dict]) -> str:
     """The rows of ``digits_quality_table``; KID with its standard error, both x 1000."""
+
     def cell(row, c):  # a space, then the figure right-aligned: columns never run together
         if c.endswith("kid"):
             return " " + f"{1e3 * row[c]:.2f}+-{1e3 * row[c + '_se']:.2f}".rjust(16)
@@ -375,6 +390,6 @@ def class_scores(samples_uint8: np.ndarray, labels, judges=None) -> dict[str, np
             size = min(len(real), int(mine.sum()))
             feats = judge.features(samples_uint8[mine])
             sets = range(0, len(feats) - size + 1, size)
-            fd[j, k] = np.mean([frechet_distance(feats[i:i + size], ref) for i in sets])
+            fd[j, k] = np.mean([frechet_distance(feats[i : i + size], ref) for i in sets])
             fd_real[j, k] = frechet_distance(judge.features(real[:size]), ref)
     return {"classes": classes, "accuracy": acc.mean(0), "frechet": fd.mean(0), "frechet_real": fd_real.mean(0)}

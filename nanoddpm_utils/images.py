@@ -32,6 +32,7 @@ def check_split(split: str) -> None:
 
 # --- pixel ranges -------------------------------------------------------------------------
 
+
 def to_model_range(images_uint8):
     """uint8 0..255 -> float32 in [-1, 1] (NumPy in, NumPy out; JAX in, JAX out)."""
     x = images_uint8 if hasattr(images_uint8, "astype") else np.asarray(images_uint8)
@@ -53,6 +54,7 @@ def to_uint8(x) -> np.ndarray:
 
 # --- image files in -----------------------------------------------------------------------
 
+
 def read_images(files: list[Path], mode: str) -> np.ndarray:
     """Decode ``files`` with Pillow in ``mode`` ("RGB" or "L") into one uint8 ``(N, H, W, C)`` array."""
     if not files:
@@ -63,8 +65,9 @@ def read_images(files: list[Path], mode: str) -> np.ndarray:
             with Image.open(f) as im:
                 arr = np.asarray(im.convert(mode), dtype=np.uint8)
         except Exception as e:  # Pillow raises OSError, ValueError, DecompressionBombError, ...
-            raise DataError(f"cannot read image {f} ({type(e).__name__}: {first_line(e, limit=200)}); "
-                            "delete or replace this file") from None
+            raise DataError(
+                f"cannot read image {f} ({type(e).__name__}: {first_line(e, limit=200)}); delete or replace this file"
+            ) from None
         arr = arr[..., None] if arr.ndim == 2 else arr
         if out is None:  # allocate once: 50,000 small arrays in a list would double peak memory
             out, first = np.empty((len(files), *arr.shape), np.uint8), f
@@ -72,13 +75,15 @@ def read_images(files: list[Path], mode: str) -> np.ndarray:
             (h, w), (h0, w0) = arr.shape[:2], out.shape[1:3]
             raise DataError(
                 f"images have different sizes: {first} is {w0}x{h0} but {f} is {w}x{h}; resize them all to "
-                f"one size, e.g. python -c \"import sys; from PIL import Image; [Image.open(p).resize(({w0}, {h0}))"
-                f".save(p) for p in sys.argv[1:]]\" {f.parent}/*")
+                f'one size, e.g. python -c "import sys; from PIL import Image; [Image.open(p).resize(({w0}, {h0}))'
+                f'.save(p) for p in sys.argv[1:]]" {f.parent}/*'
+            )
         out[i] = arr
     return out
 
 
 # --- image files out ----------------------------------------------------------------------
+
 
 def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     """Tile a batch `(N, H, W, C)` into one uint8 image `(H', W', C)`, white `pad` between tiles.

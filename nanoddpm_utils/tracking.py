@@ -50,9 +50,7 @@ def drop_secrets(config):
     """A copy of `config` without any key naming a key, token, secret or password (recursively)."""
     if isinstance(config, Mapping):
         return {
-            k: drop_secrets(v)
-            for k, v in config.items()
-            if not any(word in str(k).lower() for word in SECRET_WORDS)
+            k: drop_secrets(v) for k, v in config.items() if not any(word in str(k).lower() for word in SECRET_WORDS)
         }
     if isinstance(config, (list, tuple)):
         return type(config)(drop_secrets(v) for v in config)
@@ -86,14 +84,17 @@ class Tracker:
     to W&B (`self.config`) has every key naming a key/token/secret/password removed.
     """
 
-    def __init__(self, run_dir, config: dict, *, project: str = "nanoddpm", name: str | None = None,
-                 mode: str | None = None):
+    def __init__(
+        self, run_dir, config: dict, *, project: str = "nanoddpm", name: str | None = None, mode: str | None = None
+    ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         if self.metrics_path.is_symlink():
-            raise TrackingError(f"{self.metrics_path} is a symbolic link; metrics are appended only to a real file: "
-                                "remove the link, or choose another run folder")
+            raise TrackingError(
+                f"{self.metrics_path} is a symbolic link; metrics are appended only to a real file: "
+                "remove the link, or choose another run folder"
+            )
         if dataclasses.is_dataclass(config) and not isinstance(config, type):
             config = dataclasses.asdict(config)
         self.config = drop_secrets(dict(config or {}))
@@ -111,16 +112,19 @@ class Tracker:
 
     @staticmethod
     def _warn(what: str, e: Exception, nxt: str) -> None:
-        print(f"warning: W&B could not {what} ({type(e).__name__}); using {nxt}, metrics.jsonl is still written",
-              file=sys.stderr)
+        print(
+            f"warning: W&B could not {what} ({type(e).__name__}); using {nxt}, metrics.jsonl is still written",
+            file=sys.stderr,
+        )
 
     def _start(self, mode: str, project: str, name: str | None):
         """`wandb.init` in a form that cannot prompt: online needs credentials found without asking."""
         if mode == "online" and not wandb.login(prompt=False, verify=False):
             raise NoWandbCredentials("set WANDB_API_KEY or run `wandb login`")
         settings = wandb.Settings(silent=True, console="off", reinit="finish_previous")
-        return wandb.init(project=project, name=name, config=self.config, dir=str(self.run_dir),
-                          mode=mode, settings=settings)
+        return wandb.init(
+            project=project, name=name, config=self.config, dir=str(self.run_dir), mode=mode, settings=settings
+        )
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         """Append `{"step": step, **metrics}` to metrics.jsonl and send the metrics to W&B."""
