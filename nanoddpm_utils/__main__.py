@@ -1,8 +1,5 @@
-"""``python -m nanoddpm_utils train|sample|eval …`` (and the ``nanoddpm`` script): parse, then run the command.
-
-The flags are parsed before jax is imported, so ``--help`` and a mistyped flag answer at once; the commands and
-their error handling live in ``cli/``.
-"""
+"""``python -m nanoddpm_utils train|sample|eval …`` (and the ``nanoddpm`` script): parse the flags before jax is
+imported (so ``--help`` and a mistyped flag answer at once), then run the command (``cli/``)."""
 
 from __future__ import annotations
 

@@ -5,22 +5,12 @@ A batch of the official ``cifar-10-batches-py`` is a Python 2 pickle of a dict::
     {b"batch_label": bytes, b"labels": [int] * N, b"data": uint8 array (N, 3072), b"filenames": [bytes] * N}
 
 with N = 10,000. ``pickle.load`` calls whatever function a file names, so a crafted file could run code, and
-even NumPy's own constructors can build an array of any size from a few bytes. ``read_batch`` admits exactly
-what a real batch holds, checked before anything large exists:
-
-1. the file is at most ``MAX_FILE_BYTES`` and is read whole; its opcodes are scanned with ``pickletools``
-   first, so every length it declares is really in the file and every memo index is small (CPython's
-   unpickler would otherwise reserve memory for what a file only claims to hold);
-2. of all globals, only the three names a batch uses are answered, each by a stand-in, never by NumPy:
-   ``numpy.core.multiarray._reconstruct`` (or ``numpy._core.multiarray._reconstruct``) accepts only
-   ``(numpy.ndarray, (0,), b"b")``, once per file; ``numpy.ndarray`` is only a name to pass to it (calling
-   it is refused: that is how a file gets uninitialised memory or a zero-stride view); ``numpy.dtype``
-   accepts only ``"u1"`` (uint8). The array then exists only once its state passed every check:
-   ``(1, (N, 3072), uint8, False, raw)`` with 1 <= N <= 10,000 and ``raw`` exactly N * 3072 bytes;
-3. the result must be a dict with bytes keys, ``b"data"`` that array and ``b"labels"`` a flat list of N ints
-   in 0..9.
-
-Anything else raises ``BatchRefused`` with the reason; ``cifar10.py`` turns it into a ``DataError``.
+even NumPy's constructors build an array of any size (or uninitialised memory) from a few bytes. ``read_batch``
+admits exactly what a real batch holds, checked before anything large exists: a file of at most
+``MAX_FILE_BYTES``, read whole, whose opcodes ``pickletools`` scans first (every declared length is in the file,
+every memo index small: CPython's unpickler would reserve memory for what a file only claims to hold); only the
+three globals a batch uses, each answered by a stand-in, never by NumPy; the array built only from a checked
+state; a dict of ``b"data"`` and ``b"labels"`` (N ints in 0..9). Anything else raises ``BatchRefused``.
 """
 
 from __future__ import annotations
@@ -45,7 +35,7 @@ class BatchRefused(ValueError):
 def _short(obj, limit: int = 40) -> str:
     """A short description of something a file built: its type, never its (possibly huge or deep) contents."""
     if type(obj) is int and obj.bit_length() > 64:
-        return "an int of %d bits" % obj.bit_length()  # repr of a huge int is slow (and refused past 4300 digits)
+        return f"an int of {obj.bit_length()} bits"  # repr of a huge int is slow (and refused past 4300 digits)
     if type(obj) in (bytes, str, int):
         text = repr(obj[:limit] if type(obj) is not int else obj)
         return text if len(text) <= limit else text[: limit - 3] + "..."

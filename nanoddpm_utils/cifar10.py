@@ -34,12 +34,9 @@ KAGGLE_SOURCES = {
 }
 
 
-# --- CIFAR-10: the pickled batches, read without running code (batch_pickle.py) ------------
-
-
+# --------------------------------------------------------------------------- the pickled batches (batch_pickle)
 def _read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch (see ``batch_pickle``): rows of 3072 bytes (1024 R, 1024 G, 1024 B, each 32x32
-    row-major) -> NHWC."""
+    """One pickled batch: rows of 3072 bytes (1024 R, 1024 G, 1024 B, each 32x32 row-major) -> NHWC."""
     try:
         data, labels = read_batch(file)
     except BatchRefused as e:
@@ -68,9 +65,7 @@ def _load_batches(root: Path, split: str):
     return np.concatenate(images), np.concatenate(labels)
 
 
-# --- CIFAR-10: the PNG folders and the competition layout ----------------------------------
-
-
+# --------------------------------------------------------------------------- the PNG folders, the competition layout
 def _class_labels(names: list[str]) -> dict[str, int]:
     """CIFAR-10's own label numbers when the folders are its class names, else sorted order."""
     if set(names) <= set(CIFAR10_CLASSES):
@@ -95,11 +90,8 @@ def _load_png_folders(root: Path, split: str):
 
 
 def _extract_7z(archive: Path) -> Path:
-    """Extract ``archive`` once into ``<archive>.extracted`` beside it.
-
-    It goes to a temporary folder first and is renamed when complete, so an
-    interrupted extraction is never mistaken for a finished one.
-    """
+    """Extract ``archive`` once into ``<archive>.extracted`` beside it, through a temporary folder renamed when
+    complete, so an interrupted extraction is never mistaken for a finished one."""
     dest = archive.with_name(archive.name + ".extracted")
     if dest.is_dir():
         return dest
@@ -167,9 +159,7 @@ def _load_competition(root: Path, split: str):
     return read_images(files, "RGB"), np.array([CIFAR10_CLASSES.index(label) for _, label in rows], np.int32)
 
 
-# --- CIFAR-10: finding the layout and downloading -------------------------------------------
-
-
+# --------------------------------------------------------------------------- finding the layout, downloading
 def find_layouts(root: Path) -> dict[str, Path]:
     """For each layout found under ``root`` (kagglehub versions nest differently), its shallowest folder."""
     hits: dict[str, list[Path]] = {}
@@ -197,8 +187,7 @@ LOCAL_CIFAR10_ENV = "NANODDPM_CIFAR10_DIR"  # a folder that already holds CIFAR-
 
 
 def _kaggle_secrets() -> list[str]:
-    """The Kaggle secrets this process could see: the environment's, kaggle.json's and access_token's (to mask,
-    never to use)."""
+    """The Kaggle secrets this process could see (environment, kaggle.json, access_token): to mask, never use."""
     found = [os.environ.get(n, "") for n in KAGGLE_ENV_SECRETS]
     config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
     with contextlib.suppress(Exception):  # absent or unreadable: nothing to mask
@@ -233,21 +222,18 @@ def _kaggle_download(layout: str) -> Path:
         reason = first_line(e, limit=200, clean=_secret_free)  # masked before it is cut, so no piece of a key is left
         raise DataError(
             f"could not download CIFAR-10 from Kaggle {kind} {handle!r} ({reason}); check your network, and your "
-            "Kaggle credentials: create an API token (kaggle.com > Settings > API > Generate New Token) and, on "
-            "Colab, add it as the secret KAGGLE_API_TOKEN in the Secrets panel (key icon) with notebook access, "
-            "elsewhere export KAGGLE_API_TOKEN (the legacy pair KAGGLE_USERNAME and KAGGLE_KEY, or "
-            f"~/.kaggle/kaggle.json with chmod 600, work too); or set {LOCAL_CIFAR10_ENV} to a folder that already "
-            "holds CIFAR-10"
+            "Kaggle credentials: create an API token (kaggle.com > Settings > API > Generate New Token) and, on Colab, "
+            "add it as the secret KAGGLE_API_TOKEN in the Secrets panel (key icon) with notebook access, elsewhere "
+            "export KAGGLE_API_TOKEN (the legacy pair KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json with "
+            f"chmod 600, work too); or set {LOCAL_CIFAR10_ENV} to a folder that already holds CIFAR-10"
         ) from None
 
 
 def load_cifar10(split: str = "train", *, layout: str = "auto", path=None, return_labels: bool = False):
     """CIFAR-10 as uint8 ``(N, 32, 32, 3)`` (and int labels with ``return_labels``).
 
-    ``path=None`` reads the folder named by the environment variable ``NANODDPM_CIFAR10_DIR`` if it
-    is set, else downloads with kagglehub (``layout`` "auto" means the pickled batches); with a
-    folder, "auto" detects which layout it holds. The competition
-    layout has labels only for its 50,000 training images: its "all" is "train".
+    ``path=None`` reads the folder ``NANODDPM_CIFAR10_DIR`` if set, else downloads with kagglehub ("auto" is then
+    the pickled batches); in a folder, "auto" finds the layout. The competition layout's "all" is its "train".
     """
     check_split(split)
     if layout not in LAYOUTS:

@@ -1,10 +1,8 @@
 """Datasets as in-memory uint8 arrays, and batches drawn from them on device.
 
-Every dataset is a NumPy ``uint8`` array of shape ``(N, H, W, C)`` (see ``images``), small enough to live in
-memory and on the accelerator: CIFAR-10 is 150 MB. Sources: scikit-learn's 8x8 digits (ships with
-scikit-learn, no download), CIFAR-10 (``cifar10``), or any local folder of PNG/JPEG images; ``load_dataset``
-picks one by name. ``get_batch`` draws a batch on device, in the model's range [-1, 1].
-Every problem a user can fix raises ``images.DataError`` with one line saying what to do.
+Every dataset is a NumPy ``uint8`` array ``(N, H, W, C)`` small enough for memory and the accelerator (CIFAR-10
+is 150 MB): scikit-learn's 8x8 digits (no download), CIFAR-10 (``cifar10``) or any folder of PNG/JPEG images,
+picked by ``load_dataset``. A problem the user can fix raises ``images.DataError``, one line saying what to do.
 """
 
 from __future__ import annotations
@@ -20,9 +18,8 @@ from sklearn.model_selection import train_test_split
 from .cifar10 import find_layouts, load_cifar10
 from .images import IMAGE_EXTENSIONS, DataError, check_split, read_images, to_model_range
 
-# --- scikit-learn digits ---------------------------------------------------------------
 
-
+# --------------------------------------------------------------------------- scikit-learn digits
 def load_digits(split: str = "train", *, return_labels: bool = False):
     """The 1797 8x8 digits of scikit-learn as uint8 ``(N, 8, 8, 1)``; train/test is a fixed 80/20 stratified split."""
     check_split(split)
@@ -36,15 +33,10 @@ def load_digits(split: str = "train", *, return_labels: bool = False):
     return (images, labels) if return_labels else images
 
 
-# --- a folder of images ------------------------------------------------------------------
-
-
+# --------------------------------------------------------------------------- a folder of images
 def load_image_folder(path, *, channels: int = 3, return_labels: bool = False):
-    """Every .png/.jpg/.jpeg under ``path`` (recursive, sorted) as uint8 ``(N, H, W, channels)``.
-
-    With ``return_labels`` the folder must hold one sub-folder per class (``path/<class>/...``): the
-    labels are the class folders' indices in sorted order (``image_folder_classes`` gives the names).
-    """
+    """Every .png/.jpg/.jpeg under ``path`` (recursive, sorted) as uint8 ``(N, H, W, channels)``; with
+    ``return_labels``, one sub-folder per class, labels in ``image_folder_classes`` order."""
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     root = Path(path).expanduser()
@@ -71,8 +63,7 @@ def load_image_folder(path, *, channels: int = 3, return_labels: bool = False):
 
 
 def image_folder_classes(path) -> list[str]:
-    """The class names of a folder with one sub-folder per class (those that hold images), sorted: label i is
-    the i-th name."""
+    """The sub-folders that hold images, sorted: label i is the i-th name."""
     root = Path(path).expanduser()
     return sorted(
         d.name
@@ -81,9 +72,7 @@ def image_folder_classes(path) -> list[str]:
     )
 
 
-# --- the entry point used by training ---------------------------------------------------
-
-
+# --------------------------------------------------------------------------- the entry point used by training
 def load_dataset(
     spec: str,
     *,
@@ -92,12 +81,8 @@ def load_dataset(
     channels: int | None = None,
     return_labels: bool = False,
 ):
-    """``spec`` is "digits", "cifar10" or a folder (CIFAR-10 in a known layout, else any images).
-
-    ``image_size`` and ``channels`` (the preset's) are checked against the data's shape. With
-    ``return_labels`` it returns ``(images, labels)``: the digit, CIFAR-10's class number (in
-    every layout), or for a plain folder the index of each image's class sub-folder.
-    """
+    """``spec`` is "digits", "cifar10" or a folder (CIFAR-10 in a known layout, else any images); ``image_size``
+    and ``channels`` (the preset's) are checked against the data. ``return_labels``: ``(images, labels)``."""
     check_split(split)
     labels = None
     if spec == "digits":
@@ -112,10 +97,9 @@ def load_dataset(
             images, labels = load_cifar10(split, path=root, return_labels=True)
         elif split == "test":
             raise DataError(f"image folder {root} has no test split; use split='train' (all its images)")
-        elif return_labels:
-            images, labels = load_image_folder(root, channels=channels or 3, return_labels=True)
         else:
-            images = load_image_folder(root, channels=channels or 3)
+            loaded = load_image_folder(root, channels=channels or 3, return_labels=return_labels)
+            images, labels = loaded if return_labels else (loaded, None)
     _, h, w, c = images.shape
     if (image_size is not None and (h, w) != (image_size, image_size)) or (channels is not None and c != channels):
         want = f"{image_size or h}x{image_size or w}x{channels or c}"
@@ -126,18 +110,11 @@ def load_dataset(
     return (images, labels) if return_labels else images
 
 
-# --- batches on device -------------------------------------------------------------------
-
-
+# --------------------------------------------------------------------------- batches on device
 def get_batch(key, data, batch_size: int, random_flip: bool, labels=None):
-    """``batch_size`` images drawn with replacement from uint8 ``data`` ``(N, H, W, C)``, as float32 in [-1, 1].
-
-    With ``labels`` (N,) it returns ``(images, their labels)``, drawn with the same indices.
-
-    Pure jax.numpy, so it runs inside the jitted training loop (``batch_size`` and
-    ``random_flip`` are static). With ``random_flip`` each image is mirrored left-right
-    with probability 1/2, the paper's only augmentation for CIFAR-10.
-    """
+    """``batch_size`` images drawn with replacement from uint8 ``data`` ``(N, H, W, C)``, as float32 in [-1, 1]
+    (and their ``labels`` if given). Pure jax.numpy, run inside the jitted loop. ``random_flip``: each image
+    mirrored left-right with probability 1/2, the paper's only augmentation for CIFAR-10."""
     idx_key, flip_key = jax.random.split(key)
     idx = jax.random.randint(idx_key, (batch_size,), 0, data.shape[0])
     x = to_model_range(jnp.take(jnp.asarray(data), idx, axis=0))  # gather uint8, then convert: 4x less traffic

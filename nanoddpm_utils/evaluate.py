@@ -1,24 +1,13 @@
 """Sample quality without downloads, for the digits preset.
 
-A small classifier trained on real digits (scikit-learn ships both) judges samples:
-- confidence: the mean top-class probability (sharp, recognisable digits score high);
-- coverage: the entropy of the predicted-class histogram in nats (2.303 = log 10 when all ten are equally common);
-- Frechet distance between Gaussians fitted to the classifier's hidden pre-activations (the FID recipe, in a fixed
-  64-d feature space instead of Inception's);
-- KID, the kernel distance (Binkowski et al. 2018): an unbiased estimate of the squared maximum mean discrepancy with
-  a cubic polynomial kernel, in the same features. Unlike the Frechet distance its expected value does not depend
-  on the set's size, and it is 0 on average when the samples come from the real distribution;
-- precision and recall (Kynkaanniemi et al. 2019), in the same features: fidelity (do samples land where real digits
-  are?) and diversity (do samples reach everywhere real digits are?) read apart, where the two figures above mix them.
-A second judge shares nothing with the first (``PixelJudge``): a kernel classifier (an RBF support vector machine)
-on the raw pixels, and the principal components of real digits as the feature space for Frechet and KID.
-Each figure is reported next to real digits the judge never saw (the floor) and uniform noise (the ceiling), all
-compared like for like: the same judges, sets of the same size, real digits drawn at random as samples are.
-
-``nearest_neighbours`` and ``copy_distances`` ask another question: is the model copying its training digits?
-``class_scores`` judges class-conditional samples class by class (notebook 09, classifier-free guidance).
-
-The likelihood side, bits/dim (the paper's Table 1), lives in ``bpd.py``.
+A small classifier trained on real digits (scikit-learn ships both) judges samples: its confidence (the mean
+top-class probability), coverage (the entropy of the predicted classes, log 10 = 2.303 nats when all are equally
+common), and in its 64 hidden features (the FID recipe without Inception) the Frechet distance, KID (unlike the
+Frechet distance, its expectation does not depend on the set's size) and precision and recall (fidelity and
+diversity read apart). A second judge shares nothing with it (``PixelJudge``: an RBF SVM on the pixels, and the
+digits' principal components as features). Every figure stands next to real digits the judge never saw (the
+floor) and uniform noise (the ceiling), like for like. ``copy_distances``: is the model copying its training
+digits? ``class_scores``: class-conditional samples, class by class. Bits/dim (the paper's Table 1) is ``bpd``.
 """
 
 from __future__ import annotations
@@ -58,13 +47,9 @@ def _within(x: np.ndarray) -> float:
 
 
 def kid(feats_a: np.ndarray, feats_b: np.ndarray, *, within_b: float | None = None) -> float:
-    """Unbiased squared MMD between two sets with the kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018):
-
-        mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j)
-
-    (the diagonals k(a_i, a_i) are left out, which makes it unbiased; it can be slightly negative).
-    ``within_b``: the middle term when it is already known (it depends on ``feats_b`` alone).
-    """
+    """KID (Binkowski et al. 2018): the unbiased squared MMD with the kernel k(x, y) = (x.y / d + 1)^3,
+    mean_{i != j} k(a_i, a_j) + mean_{i != j} k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j) (it can be slightly negative;
+    0 on average for samples of the real distribution). ``within_b``: the middle term, when already known."""
     a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
     m, n = len(a), len(b)
     if m < 2 or n < 2:
@@ -74,12 +59,8 @@ def kid(feats_a: np.ndarray, feats_b: np.ndarray, *, within_b: float | None = No
 
 
 def kid_with_error(feats: np.ndarray, reference: np.ndarray, num_subsets: int = 10) -> tuple[float, float]:
-    """(KID of all of ``feats`` against ``reference``, its standard error).
-
-    The error is the spread of the KIDs of ``num_subsets`` disjoint subsets of ``feats`` (each unbiased too),
-    divided by sqrt(num_subsets): the standard error of their mean, which is at least that of the full-set figure
-    (it also leaves out the pairs across subsets); it is nan when fewer than 4 images allow only one subset.
-    """
+    """(KID of all of ``feats`` against ``reference``, its standard error): the spread of the KIDs of
+    ``num_subsets`` disjoint subsets over sqrt(num_subsets), at least the full set's error; nan below 4 images."""
     parts = np.array_split(np.arange(len(feats)), max(1, min(num_subsets, len(feats) // 2)))
     within_ref = _within(np.asarray(reference, np.float64))  # the reference's own term, once for every subset
     full = kid(feats, reference, within_b=within_ref)
@@ -110,13 +91,9 @@ def _share_inside(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) ->
 
 
 def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019, arXiv:1904.06991).
-
-    The real manifold is the union of balls, one around each real feature vector, of radius its distance to its
-    k-th nearest real neighbour; the fake manifold likewise from the fake ones.
-    precision = the share of fake points inside the real manifold (fidelity);
-    recall = the share of real points inside the fake manifold (diversity).
-    """
+    """Improved precision and recall (Kynkaanniemi et al. 2019, arXiv:1904.06991). A manifold is the union of
+    balls around a set's points, each of radius its distance to its k-th nearest neighbour in the set; precision
+    (fidelity) is the share of fake points inside the real manifold, recall (diversity) of real points in the fake."""
     real, fake = _as_features(real_feats, "real_feats"), _as_features(fake_feats, "fake_feats")
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"real and fake features differ in size: {real.shape[1]} against {fake.shape[1]}")
@@ -152,13 +129,8 @@ def _pixels(images_uint8: np.ndarray, shape: tuple | None = None) -> np.ndarray:
 
 
 def copy_distances(samples_uint8: np.ndarray, train_uint8: np.ndarray, held_out_uint8: np.ndarray) -> dict:
-    """Is the model copying its training digits? In pixel space (values in [0, 1]):
-    each sample's distance to its nearest training digit, and the same for real digits the model never saw.
-
-    A model that copies puts samples much nearer the training digits than new real digits are; one that generalises
-    puts them about as far (or farther). Returns {"samples": distances, "samples_index": indices into train,
-    "held_out": distances, "held_out_index": indices into train}.
-    """
+    """Is the model copying? In pixels in [0, 1], each sample's distance to its nearest training digit (and
+    which), and the same for real digits the model never saw: a copying model's samples sit much nearer."""
     train = _pixels(train_uint8)
     d_s, i_s = nearest_neighbours(_pixels(samples_uint8), train)
     d_h, i_h = nearest_neighbours(_pixels(held_out_uint8), train)
@@ -185,9 +157,9 @@ class DigitsJudge:
         return self.clf.predict_proba(self._flat(images_uint8))
 
     def score(self, images_uint8: np.ndarray, size: int | None = None) -> dict:
-        """Confidence and coverage of all the images; the Frechet distance to the reference as the mean over
-        consecutive sets of ``size`` images (default: all in one set), since it depends on the set's size; so are
-        precision and recall, each set against as many reference digits (the same ones for every call)."""
+        """Confidence and coverage of all the images; the Frechet distance, precision and recall as the mean over
+        consecutive sets of ``size`` images (default: one set), as they depend on the set's size; precision and
+        recall against as many reference digits (the same ones for every call)."""
         n = len(images_uint8)
         if n < 2:
             raise ValueError(f"a Frechet distance needs at least 2 images, got {n}; draw more samples")
@@ -238,13 +210,9 @@ NUM_JUDGES = 8
 
 @lru_cache(maxsize=1)
 def digits_judges(num: int = NUM_JUDGES) -> tuple[DigitsJudge, ...]:
-    """``num`` judges (about a second each to train), judge i on its own random 80/20 split of all 1797 digits.
-
-    The splits are random, not stratified: a perfect model's samples are independent draws, so their class
-    shares wander, and the real digits they are compared with must be drawn the same way. (A stratified 20%,
-    with exactly equal class shares, reads about a third lower on the Frechet distance: 0.37 against 0.57.)
-    Several judges average out the luck of one split.
-    """
+    """``num`` judges (a second each to train), judge i on its own random 80/20 split of the 1797 digits;
+    several average out the luck of one split. Random, not stratified: a perfect model's class shares wander, so
+    the real digits must too (a stratified 20% reads a third lower on the Frechet distance: 0.37 against 0.57)."""
     x, y = load_digits("all", return_labels=True)
     judges = []
     for i in range(num):
@@ -284,14 +252,10 @@ def _mean_rows(rows: list[dict]) -> dict:
 
 
 def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, dict]:
-    """Scores of the samples, of real digits the judges never saw (the floor) and of uniform noise (the ceiling).
-
-    Like for like: every row is scored by the same judges, with the Frechet distance computed on sets of the same
-    size, m = min(number of samples, a judge's held-out digits), the real row on m held-out digits drawn at random.
-    Precision and recall put each row's m images against m of the judge's own real digits (the same m for every row).
-    The MLP judges' figures are the mean over them (KID's standard error too: the judges share the samples, so
-    their errors do not average out); the pixel judge's figures are prefixed ``pixel_``.
-    """
+    """Scores of the samples, of real digits the judges never saw (the floor) and of uniform noise (the ceiling),
+    like for like: the same judges, sets of m = min(samples, a judge's held-out digits) images (the real row: m
+    held-out digits at random). The MLP judges' figures are their mean (KID's error too: they share the samples);
+    the pixel judge's are prefixed ``pixel_``."""
     judges = digits_judges()
     m = min(len(samples_uint8), len(judges[0].held_out))
     rng = np.random.default_rng(seed)
@@ -310,20 +274,9 @@ def digits_quality_table(samples_uint8: np.ndarray, seed: int = 0) -> dict[str, 
     return table
 
 
-TABLE_COLUMNS = (
-    "confidence",
-    "coverage_entropy",
-    "classes_present",
-    "min_class_share",
-    "frechet",
-    "kid",
-    "precision",
-    "recall",
-    "pixel_confidence",
-    "pixel_frechet",
-    "pixel_kid",
-    "pixel_precision",
-    "pixel_recall",
+TABLE_COLUMNS = tuple(
+    "confidence coverage_entropy classes_present min_class_share frechet kid precision recall "
+    "pixel_confidence pixel_frechet pixel_kid pixel_precision pixel_recall".split()
 )
 
 
@@ -345,13 +298,10 @@ JUDGES = {"mlp": ("frechet", "kid"), "pixel": ("pixel_frechet", "pixel_kid")}
 
 
 def as_good(candidate: dict, reference: dict, spread: dict | None = None, tolerance: float = 0.10) -> dict:
-    """Is ``candidate`` as good as ``reference`` (rows of ``digits_quality_table``, or means over seeds)?
-
-    For each figure (Frechet distance and KID of each judge): yes when it is at most ``tolerance`` (relative, of
-    the reference's magnitude) above the reference, or within ``spread[figure]`` of it (the spread of the
-    difference: a seed-to-seed standard deviation, or KID's standard error). A judge agrees when both its figures
-    say yes; "as good" needs both judges. Returns {figure: bool, ..., "mlp": bool, "pixel": bool, "as_good": bool}.
-    """
+    """Is ``candidate`` as good as ``reference`` (rows of ``digits_quality_table``, or means over seeds)? Each
+    figure (each judge's Frechet distance and KID) says yes when at most ``tolerance`` (relative) above the
+    reference, or within ``spread[figure]`` (a seed-to-seed deviation, or KID's error); a judge needs both its
+    figures, "as good" both judges. Returns {figure: bool, ..., "mlp": bool, "pixel": bool, "as_good": bool}."""
     spread = spread or {}
     out = {}
     for judge, figures in JUDGES.items():
@@ -365,14 +315,9 @@ def as_good(candidate: dict, reference: dict, spread: dict | None = None, tolera
 
 # --------------------------------------------------------------------------- class-conditional samples, class by class
 def class_scores(samples_uint8: np.ndarray, labels, judges=None) -> dict[str, np.ndarray]:
-    """Per requested class c, averaged over ``evaluate``'s digit judges (default: all of ``digits_judges()``):
-
-    - ``accuracy[c]``: the share of the samples asked to be c that a judge classifies as c;
-    - ``frechet[c]``: the Frechet distance, in the judge's features, between those samples and the real digits
-      of class c that the judge was trained on;
-    - ``frechet_real[c]``: the same for real digits of class c the judge never saw (its held-out digits): the
-      floor. Samples are scored in sets of the held-out set's size (the distance depends on it), like for like.
-    """
+    """Per requested class c, the mean over ``judges`` (default ``digits_judges()``) of ``accuracy[c]`` (the
+    share of samples asked to be c classified as c), ``frechet[c]`` (those samples against the class-c digits the
+    judge learnt from, in sets of held-out size) and ``frechet_real[c]`` (its held-out class-c digits, the floor)."""
     samples_uint8, labels = np.asarray(samples_uint8), np.asarray(labels)
     judges = digits_judges() if judges is None else judges
     all_x, all_y = load_digits("all", return_labels=True)

@@ -1,24 +1,19 @@
-"""Two small things every module that touches the disk or reports an error needs, written once.
-
-``atomic_write``: a file is either its old self or complete, never half-written (a temporary file
-beside it, flushed to the disk, then renamed over it). ``first_line``: an exception's message cut
-to one readable line, for the one-line errors the command line and the loaders give.
-"""
+"""Written once for every module: ``atomic_write`` (a file is its old self or complete, never half-written) and
+``first_line`` (an exception's message as one readable line, for the one-line errors users see)."""
 
 from __future__ import annotations
 
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 
 def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> Path:
-    """Write ``data`` (bytes, or a function that writes into an open binary file) to ``path`` atomically.
-
-    The temporary file is removed on any failure, so an interrupted write leaves ``path`` as it was.
-    """
+    """Write ``data`` (bytes, or a function that writes into an open binary file) to ``path``: into a temporary
+    file beside it, flushed to the disk, renamed over it; removed on any failure, leaving ``path`` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -48,11 +43,8 @@ def _keystr(match: re.Match) -> str:
 
 
 def first_line(e: BaseException, limit: int = 300, clean: Callable[[str], str] = str) -> str:
-    """The first line of ``e``'s message (``clean``-ed first, e.g. to mask a secret), cut to ``limit`` characters.
-
-    Pytree paths are made readable: equinox names a leaf by its keys, ``(GetAttrKey(name='model'),
-    SequenceKey(idx=0))``, which reads here as ``model[0]``.
-    """
+    """The first line of ``e``'s message (``clean``-ed first, e.g. to mask a secret), cut to ``limit`` characters;
+    equinox's pytree paths, ``(GetAttrKey(name='model'), SequenceKey(idx=0))``, read as ``model[0]``."""
     text = clean(str(e)).strip().splitlines()
     text = text[0] if text else type(e).__name__
     text = re.sub(r"\((?:\w+Key\([^()]*\)(?:, )?)+\)", _keystr, text)

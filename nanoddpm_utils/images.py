@@ -1,9 +1,7 @@
 """Images as uint8 arrays: in and out of the model's range, read from image files, tiled and written as PNGs.
 
-Every dataset is a NumPy ``uint8`` array of shape ``(N, H, W, C)`` (channels-last, values 0..255); the model
-sees floats in [-1, 1]. ``to_model_range`` and ``to_uint8`` convert; ``read_images`` decodes image files into
-one such array; ``image_grid`` and ``save_png`` turn a batch into one picture and write it.
-A problem the user can fix with their data raises ``DataError``: one line saying what is wrong and what to do.
+Every dataset is a NumPy ``uint8`` array ``(N, H, W, C)`` (channels-last, 0..255); the model sees floats in
+[-1, 1]. A problem the user can fix with their data raises ``DataError``.
 """
 
 from __future__ import annotations
@@ -30,9 +28,7 @@ def check_split(split: str) -> None:
         raise DataError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
 
 
-# --- pixel ranges -------------------------------------------------------------------------
-
-
+# --------------------------------------------------------------------------- pixel ranges
 def to_model_range(images_uint8):
     """uint8 0..255 -> float32 in [-1, 1] (NumPy in, NumPy out; JAX in, JAX out)."""
     x = images_uint8 if hasattr(images_uint8, "astype") else np.asarray(images_uint8)
@@ -41,8 +37,8 @@ def to_model_range(images_uint8):
 
 
 def to_uint8(x) -> np.ndarray:
-    """Images as NumPy uint8 0..255: uint8 passes through; floats in [-1, 1] (NumPy or JAX, any float dtype)
-    are clipped and rounded. Integers or booleans of another dtype are refused: their scale is unknown."""
+    """Images as NumPy uint8 0..255: uint8 passes through, floats in [-1, 1] are clipped and rounded; other
+    integers or booleans are refused (their scale is unknown)."""
     x = np.asarray(x)
     if x.dtype == np.uint8:
         return x
@@ -52,9 +48,7 @@ def to_uint8(x) -> np.ndarray:
     return np.rint(np.clip((x + 1.0) * 127.5, 0.0, 255.0)).astype(np.uint8)
 
 
-# --- image files in -----------------------------------------------------------------------
-
-
+# --------------------------------------------------------------------------- image files in
 def read_images(files: list[Path], mode: str) -> np.ndarray:
     """Decode ``files`` with Pillow in ``mode`` ("RGB" or "L") into one uint8 ``(N, H, W, C)`` array."""
     if not files:
@@ -82,16 +76,10 @@ def read_images(files: list[Path], mode: str) -> np.ndarray:
     return out
 
 
-# --- image files out ----------------------------------------------------------------------
-
-
+# --------------------------------------------------------------------------- image files out
 def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile a batch `(N, H, W, C)` into one uint8 image `(H', W', C)`, white `pad` between tiles.
-
-    `nrow` is the number of columns (default `ceil(sqrt(N))`), so the grid has
-    `rows = ceil(N / nrow)` and shape `(rows*H + (rows-1)*pad, nrow*W + (nrow-1)*pad, C)`.
-    Image i sits at row `i // nrow`, column `i % nrow`; empty slots stay white.
-    """
+    """Tile a batch `(N, H, W, C)` into one uint8 image, `nrow` columns (default `ceil(sqrt(N))`), image i at
+    row `i // nrow`, column `i % nrow`, white `pad` between tiles and in empty slots."""
     x = to_uint8(images)
     if x.ndim != 4:
         raise ValueError(f"image_grid wants (N, H, W, C), got shape {x.shape}")
@@ -106,11 +94,8 @@ def image_grid(images, nrow: int | None = None, pad: int = 1) -> np.ndarray:
 
 
 def save_png(grid_or_images, path, min_side: int = 256) -> Path:
-    """Write a grid `(H, W, C)` (or a batch `(N, H, W, C)`, tiled first) as a PNG, atomically.
-
-    C=1 gives a grayscale PNG. Small images are upscaled by an integer factor with
-    nearest-neighbour so the shorter side is at least `min_side` pixels (8x8 digits stay crisp).
-    """
+    """Write a grid `(H, W, C)` (or a batch, tiled first) as a PNG, atomically; small images upscaled by an
+    integer factor (nearest-neighbour: 8x8 digits stay crisp) to a shorter side of at least `min_side` pixels."""
     x = to_uint8(grid_or_images)
     if x.ndim == 4:
         x = image_grid(x)

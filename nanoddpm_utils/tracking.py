@@ -1,14 +1,12 @@
 """Experiment tracking: a metrics.jsonl file always, Weights & Biases when it can.
 
-A run's numbers never depend on W&B: every `Tracker.log` call appends one JSON line to
-`run_dir/metrics.jsonl`. W&B runs online when an API key is set, offline otherwise, and is
-set up so that it never asks a question (CI has no stdin): if it cannot start, it warns (one line on
-stderr) and falls back to offline, then to nothing. Tracking must never stop training.
+Every `Tracker.log` call appends one JSON line to `run_dir/metrics.jsonl`. W&B runs online when an API key is
+set, offline otherwise, and never asks a question (CI has no stdin): if it cannot start, it warns in one line
+and falls back to offline, then to nothing. Tracking never stops training.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -34,10 +32,7 @@ class NoWandbCredentials(RuntimeError):
 
 
 def resolve_mode(mode: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """Pick the W&B mode: explicit `mode`, else `WANDB_MODE`, else online iff `WANDB_API_KEY`, else offline.
-
-    "dryrun" is W&B's old name for "offline". Returns one of `MODES`.
-    """
+    """`mode`, else `WANDB_MODE`, else online iff `WANDB_API_KEY` is set; "dryrun" is W&B's old "offline"."""
     env = os.environ if env is None else env
     chosen = mode or env.get("WANDB_MODE") or ("online" if env.get("WANDB_API_KEY") else "offline")
     chosen = {"dryrun": "offline"}.get(chosen.lower(), chosen.lower())
@@ -76,13 +71,9 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 class Tracker:
-    """Log metrics to `run_dir/metrics.jsonl` and, when possible, to W&B. Also a context manager.
-
-    `mode` is resolved by `resolve_mode` (see there) and stored in `self.mode`; after a failed
-    start it is what actually runs ("offline" after online failed, "disabled" if W&B is off).
-    In "disabled" mode wandb.init is not called at all and `self.run` is None. The config sent
-    to W&B (`self.config`) has every key naming a key/token/secret/password removed.
-    """
+    """Log metrics to `run_dir/metrics.jsonl` and, when possible, to W&B; a context manager. `self.mode` is what
+    runs after a failed start (online -> offline -> disabled, where `self.run` is None); `self.config`, sent to
+    W&B, has every key naming a key, token, secret or password removed."""
 
     def __init__(
         self, run_dir, config: dict, *, project: str = "nanoddpm", name: str | None = None, mode: str | None = None
@@ -95,8 +86,6 @@ class Tracker:
                 f"{self.metrics_path} is a symbolic link; metrics are appended only to a real file: "
                 "remove the link, or choose another run folder"
             )
-        if dataclasses.is_dataclass(config) and not isinstance(config, type):
-            config = dataclasses.asdict(config)
         self.config = drop_secrets(dict(config or {}))
         self.mode = resolve_mode(mode)
         self.run = None

@@ -94,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--preset",
-        default=None,
         choices=sorted(PRESETS),
         help="model + training preset (default: digits, which trains on a CPU in minutes; with "
         "--resume, the run's own)",
@@ -102,16 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, type=Path, help="run directory to write (created if missing)")
     t.add_argument(
         "--data",
-        default=None,
         help="'digits' (scikit-learn, no download), 'cifar10' (kagglehub) or a folder of images; "
         "default: the preset's dataset",
     )
-    t.add_argument("--steps", type=positive, default=None, help="total training steps (default: the preset's)")
-    t.add_argument("--batch-size", type=positive, default=None, help="global batch size (default: the preset's)")
+    t.add_argument("--steps", type=positive, help="total training steps (default: the preset's)")
+    t.add_argument("--batch-size", type=positive, help="global batch size (default: the preset's)")
     t.add_argument(
         "--seed",
         type=seed,
-        default=None,
         help=f"random seed in 0 .. {MAX_SEED}: same seed and config, same run (default 0)",
     )
     t.add_argument(
@@ -122,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="any config field, after the preset (or the resumed run) and the flags above; repeatable: "
         "--set train.lr=2e-4 --set model.ch_mult=1,2,2 (sections: model, diffusion, train)",
     )
-    t.add_argument("--ckpt-every", type=positive, default=None, help="checkpoint every N steps (default: preset's)")
+    t.add_argument("--ckpt-every", type=positive, help="checkpoint every N steps (default: preset's)")
     t.add_argument(
         "--ckpt-minutes",
         type=number(0, meaning=" (0 turns it off)"),
@@ -134,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--devices",
         type=positive,
-        default=None,
         help="train data-parallel on the first N devices (default: all; the batch size must be a multiple of N)",
     )
     t.add_argument(
@@ -148,9 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sample",
         parents=[common],
         help="draw samples from a trained run",
-        description="Sample with the run's EMA weights (the paper's Algorithm 2, or DDIM with "
-        "--sampler ddim). Writes FILE.npz "
-        "holding `samples` (float32, N x H x W x C, in [0, 1]) and a PNG grid beside it.",
+        description="Sample with the run's EMA weights (the paper's Algorithm 2, or DDIM with --sampler ddim). Writes "
+        "FILE.npz holding `samples` (float32, N x H x W x C, in [0, 1]) and a PNG grid beside it.",
     )
     s.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
     s.add_argument(
@@ -171,7 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--steps",
         type=positive,
-        default=None,
         help="ddim and dpm++2m: number of denoising steps, 1 .. T (default 50, or T if smaller)",
     )
     s.add_argument(
@@ -190,14 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--label",
         type=labels,
-        default=None,
         help="class-conditional runs: the class to draw (7), a comma list (0,3,5: --num images of each, "
         "one grid row per class) or 'all' (one row per class)",
     )
     s.add_argument(
         "--guidance",
         type=number(0, meaning=" (0: unconditional, 1: conditional, more: guided)"),
-        default=None,
         help="with --label: the classifier-free guidance scale w >= 0; eps = eps(x, t) + w (eps(x, t, c) - "
         "eps(x, t)): 1 is plain conditional sampling (default), 0 unconditional, more follows the "
         "class more closely (Ho & Salimans 2022 write it with their w = this w - 1)",
@@ -207,16 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         parents=[common],
         help="bits/dim on the test split, and sample quality for digits",
-        description="Evaluate a run's EMA weights: the variational bound on the negative "
-        "log-likelihood in bits/dim on the test split (the paper's Table 1: prior L_T, "
-        "the KL terms L_1 .. L_{T-1}, decoder L_0) and, for digits, a sample-quality "
-        "table against real held-out digits and noise.",
+        description="Evaluate a run's EMA weights: the variational bound on the negative log-likelihood in bits/dim on "
+        "the test split (the paper's Table 1: prior L_T, the KL terms L_1 .. L_{T-1}, decoder L_0) and, for digits, a "
+        "sample-quality table against real held-out digits and noise.",
     )
     e.add_argument("--run", required=True, type=Path, help="run directory written by `train`")
     e.add_argument(
         "--num-samples",
         type=whole_number(0, MAX_NUM),
-        default=None,
         help="digits only: samples for the quality table (default: as many as the test split holds, "
         "360; 0 skips the table; at least 2 otherwise)",
     )
@@ -225,7 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--bpd-examples",
         type=whole_number(0),
-        default=None,
         help="test images for bits/dim, a seeded random subset (default: all for digits, 1000 for other "
         "datasets; the bound costs T model calls per image; 0 skips it)",
     )

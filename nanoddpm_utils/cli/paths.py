@@ -9,21 +9,14 @@ from pathlib import Path
 from .errors import UsageError
 
 
-def nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_can_create(target: Path, what: str) -> None:
-    """Refuse (without creating anything) a ``target`` folder that exists as something else or cannot be made.
-
-    The nearest existing ancestor must be a folder that takes a new file: proven with a fresh temporary name,
-    removed at once, so no file of the user's is touched.
-    """
+    """Refuse (creating nothing) a ``target`` folder that exists as something else or cannot be made: its nearest
+    existing ancestor must take a new file (proven with a fresh temporary name, removed at once)."""
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} is a file, not a directory; choose another {what}")
-    base = nearest_existing(target)
+    base = target
+    while not base.exists() and base != base.parent:
+        base = base.parent
     if not base.is_dir():
         raise UsageError(f"{base} is a file, so {target} cannot be created; choose another {what}")
     try:
