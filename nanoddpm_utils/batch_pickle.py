@@ -98,10 +98,9 @@ class _BatchUnpickler(pickle.Unpickler):
     def __init__(self, file):
         super().__init__(file, encoding="bytes")  # the batches were pickled by Python 2
         self.arrays = 0
-        allowed = {("numpy", "ndarray"): _NdarrayName, ("numpy", "dtype"): self._dtype}
+        self.allowed = {("numpy", "ndarray"): _NdarrayName, ("numpy", "dtype"): self._dtype}
         for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1 and numpy 2 names
-            allowed[(module, "_reconstruct")] = self._reconstruct
-        self.allowed = allowed
+            self.allowed[(module, "_reconstruct")] = self._reconstruct
 
     def find_class(self, module, name):
         try:

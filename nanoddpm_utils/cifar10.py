@@ -1,11 +1,7 @@
-"""CIFAR-10 as uint8 arrays, from Kaggle or a folder, in any of the three layouts Kaggle offers it in.
-
-``load_cifar10`` downloads with ``kagglehub`` (or reads a folder: ``path=``, or the environment variable
-``NANODDPM_CIFAR10_DIR``) and reads whichever layout it finds: the official pickled batches (read without
-running code, see ``batch_pickle``), PNG class folders, or the competition's ``train.7z`` with
-``trainLabels.csv`` (extracted once beside the archive). Labels are CIFAR-10's own class numbers in every
-layout. A Kaggle error is reported in one line with every Kaggle secret this process could know masked.
-"""
+"""CIFAR-10 as uint8 arrays, from Kaggle or a folder, in any of the three layouts Kaggle offers: the official
+pickled batches (read without running code, see ``batch_pickle``), PNG class folders, or the competition's
+``train.7z`` (extracted once beside it) with ``trainLabels.csv``; labels are CIFAR-10's own class numbers in each.
+A Kaggle error is one line, with every Kaggle secret this process could know masked."""
 
 from __future__ import annotations
 
@@ -74,15 +70,12 @@ def _class_labels(names: list[str]) -> dict[str, int]:
 
 
 def _load_png_folders(root: Path, split: str):
-    parts = ["train", "test"] if split == "all" else [split]
-    files, names = [], []
-    for part in parts:
+    files = []
+    for part in ["train", "test"] if split == "all" else [split]:
         if not (root / part).is_dir():
             raise DataError(f"CIFAR-10 PNG folder {root} has no {part}/ folder; download the dataset again")
-        for f in sorted((root / part).glob("*/*")):
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(f)
-                names.append(f.parent.name)
+        files += [f for f in sorted((root / part).glob("*/*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
+    names = [f.parent.name for f in files]
     if not files:
         raise DataError(f"CIFAR-10 PNG folder {root} has no <class>/*.png images; download the dataset again")
     to_label = _class_labels(sorted(set(names)))
@@ -230,16 +223,13 @@ def _kaggle_download(layout: str) -> Path:
 
 
 def load_cifar10(split: str = "train", *, layout: str = "auto", path=None, return_labels: bool = False):
-    """CIFAR-10 as uint8 ``(N, 32, 32, 3)`` (and int labels with ``return_labels``).
-
-    ``path=None`` reads the folder ``NANODDPM_CIFAR10_DIR`` if set, else downloads with kagglehub ("auto" is then
-    the pickled batches); in a folder, "auto" finds the layout. The competition layout's "all" is its "train".
-    """
+    """CIFAR-10 as uint8 ``(N, 32, 32, 3)`` (and int labels). ``path=None`` reads the folder ``NANODDPM_CIFAR10_DIR``
+    if set, else downloads with kagglehub ("auto": the pickled batches); in a folder, "auto" finds the layout. The
+    competition layout's "all" is its "train"."""
     check_split(split)
     if layout not in LAYOUTS:
         raise DataError(f"unknown CIFAR-10 layout {layout!r}: use one of {', '.join(LAYOUTS)}")
-    if path is None and os.environ.get(LOCAL_CIFAR10_ENV):
-        path = os.environ[LOCAL_CIFAR10_ENV]  # a copy already on disk (e.g. from another machine): no download
+    path = (os.environ.get(LOCAL_CIFAR10_ENV) or None) if path is None else path  # a copy on disk: no download
     if path is None:
         layout = "batches" if layout == "auto" else layout
         root = _kaggle_download(layout)

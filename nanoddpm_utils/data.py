@@ -1,9 +1,6 @@
-"""Datasets as in-memory uint8 arrays, and batches drawn from them on device.
-
-Every dataset is a NumPy ``uint8`` array ``(N, H, W, C)`` small enough for memory and the accelerator (CIFAR-10
-is 150 MB): scikit-learn's 8x8 digits (no download), CIFAR-10 (``cifar10``) or any folder of PNG/JPEG images,
-picked by ``load_dataset``. A problem the user can fix raises ``images.DataError``, one line saying what to do.
-"""
+"""Datasets as in-memory uint8 arrays ``(N, H, W, C)``, small enough for the accelerator (CIFAR-10 is 150 MB), and
+batches drawn from them on device: scikit-learn's 8x8 digits (no download), CIFAR-10 (``cifar10``) or any folder of
+PNG/JPEG images, picked by ``load_dataset``. A problem the user can fix raises ``images.DataError``."""
 
 from __future__ import annotations
 
@@ -112,9 +109,8 @@ def load_dataset(
 
 # --------------------------------------------------------------------------- batches on device
 def get_batch(key, data, batch_size: int, random_flip: bool, labels=None):
-    """``batch_size`` images drawn with replacement from uint8 ``data`` ``(N, H, W, C)``, as float32 in [-1, 1]
-    (and their ``labels`` if given). Pure jax.numpy, run inside the jitted loop. ``random_flip``: each image
-    mirrored left-right with probability 1/2, the paper's only augmentation for CIFAR-10."""
+    """``batch_size`` images (and ``labels``) drawn with replacement, as float32 in [-1, 1], inside the jitted loop;
+    ``random_flip`` mirrors each left-right with probability 1/2, the paper's only augmentation for CIFAR-10."""
     idx_key, flip_key = jax.random.split(key)
     idx = jax.random.randint(idx_key, (batch_size,), 0, data.shape[0])
     x = to_model_range(jnp.take(jnp.asarray(data), idx, axis=0))  # gather uint8, then convert: 4x less traffic

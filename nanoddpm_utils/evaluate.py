@@ -194,9 +194,8 @@ NUM_COMPONENTS = 20  # principal components of the pixel judge: about 90% of the
 
 
 class PixelJudge(DigitsJudge):
-    """The second judge, sharing nothing with the MLPs: an RBF support vector machine on the pixels gives the
-    confidence and classes, and the digits' first ``NUM_COMPONENTS`` principal components (a linear map learnt
-    without labels) are the feature space of the Frechet distance and KID. Its own 80/20 split of the digits."""
+    """The second judge, sharing nothing with the MLPs: an RBF SVM on the pixels gives the classes, the digits' first
+    ``NUM_COMPONENTS`` principal components (learnt without labels) the features. Its own 80/20 split."""
 
     def features(self, images_uint8: np.ndarray) -> np.ndarray:
         return self.clf[0].transform(self._flat(images_uint8))  # clf = (pca, svm)

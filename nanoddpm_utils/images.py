@@ -1,8 +1,5 @@
-"""Images as uint8 arrays: in and out of the model's range, read from image files, tiled and written as PNGs.
-
-Every dataset is a NumPy ``uint8`` array ``(N, H, W, C)`` (channels-last, 0..255); the model sees floats in
-[-1, 1]. A problem the user can fix with their data raises ``DataError``.
-"""
+"""Images as NumPy uint8 ``(N, H, W, C)`` arrays (channels-last, 0..255; the model sees floats in [-1, 1]): in and
+out of the model's range, read from files, tiled, written as PNGs. A data problem the user can fix: ``DataError``."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Experiment tracking: a metrics.jsonl file always, Weights & Biases when it can.
-
-Every `Tracker.log` call appends one JSON line to `run_dir/metrics.jsonl`. W&B runs online when an API key is
-set, offline otherwise, and never asks a question (CI has no stdin): if it cannot start, it warns in one line
-and falls back to offline, then to nothing. Tracking never stops training.
-"""
+"""Experiment tracking: `run_dir/metrics.jsonl` always (one JSON line per `Tracker.log`), Weights & Biases when it
+can: online with an API key, else offline, never asking a question (CI has no stdin); if it cannot start, it warns
+in one line and falls back to offline, then to nothing. Tracking never stops training."""
 
 from __future__ import annotations
 
@@ -65,9 +62,8 @@ def _scalar(name: str, value):
 def read_metrics(run_dir) -> list[dict]:
     """The metrics a `Tracker` wrote to `run_dir/metrics.jsonl`, one dict per `log` call."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 class Tracker:

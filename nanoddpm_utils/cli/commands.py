@@ -1,8 +1,5 @@
-"""The three commands, ``train``, ``sample`` and ``eval``: each takes the parsed flags and does the work.
-
-Every check that can refuse a command runs before anything is written (see ``paths``), so a refused command
-creates nothing. Importing this module imports jax: the command line does so only after parsing.
-"""
+"""The three commands, ``train``, ``sample`` and ``eval``, on the parsed flags (this module imports jax). Every check
+that can refuse a command runs before anything is written (see ``paths``), so a refused command creates nothing."""
 
 from __future__ import annotations
 
@@ -107,10 +104,8 @@ def cmd_train(args) -> None:
 
 # --------------------------------------------------------------------------- sample
 def sample_in_chunks(config, model, key, num: int, labels=None, guidance: float = 1.0, **sampler) -> np.ndarray:
-    """``num`` images in [-1, 1] as NumPy, drawn ``CHUNK`` at a time (one call, with ``key``, when num <= CHUNK).
-
-    With ``labels`` (one class per image), classifier-free guided with scale ``guidance``.
-    """
+    """``num`` images in [-1, 1] as NumPy, drawn ``CHUNK`` at a time (one call, with ``key``, when num <= CHUNK);
+    with ``labels`` (one class per image), classifier-free guided with scale ``guidance``."""
 
     def draw(k, start: int, n: int):
         if labels is None:
@@ -196,11 +191,7 @@ def cmd_eval(args) -> None:
     k_bpd, k_samples = jax.random.split(jax.random.key(args.seed))
     wanted = args.bpd_examples if args.bpd_examples is not None else (None if digits else 1000)
     if wanted != 0:
-        test = (
-            load_digits("test")
-            if digits
-            else load_dataset(config.dataset, split="test", image_size=m.image_size, channels=m.in_channels)
-        )
+        test = load_dataset(config.dataset, split="test", image_size=m.image_size, channels=m.in_channels)
         if wanted is not None and wanted < len(test):
             test = test[np.sort(np.random.default_rng(args.seed).choice(len(test), wanted, replace=False))]
         r = bits_per_dim(

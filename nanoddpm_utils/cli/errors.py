@@ -1,11 +1,7 @@
-"""Errors and exit codes: every failure of a command becomes one line on stderr, sorted by who can fix it.
-
-- the user's (a bad flag, bad data, an unusable run, a path of theirs the system refuses): exit 2;
-- the run's or the machine's (divergence, a full disk): exit 1;
-- anything else is a bug: one line saying so, exit 1, and the traceback with ``--debug`` (and in
-  ``RUN/internal_error.txt`` when a training run was under way);
-- Ctrl-C: exit 130, with what was kept.
-"""
+"""Every failure of a command is one line on stderr and an exit code, by who can fix it: the user's (a bad flag,
+bad data, an unusable run, a path of theirs the system refuses) 2; the run's or the machine's (divergence, a full
+disk) 1; a bug 1, with the traceback under ``--debug`` (and in ``RUN/internal_error.txt`` during training); Ctrl-C
+130, saying what was kept."""
 
 from __future__ import annotations
 
@@ -61,12 +57,9 @@ def run(command, args) -> int:
     """Run ``command(args)``; return the exit code, having said in one line what went wrong if anything did."""
     try:
         command(args)
-    except USER_ERRORS as e:  # the user's to fix
+    except (*USER_ERRORS, DivergenceError) as e:  # the user's to fix, or the run's: the message says what to try
         say(f"error: {e}")
-        return 2
-    except DivergenceError as e:  # the run's: the message says what to try
-        say(f"error: {e}")
-        return 1
+        return 1 if isinstance(e, DivergenceError) else 2
     except KeyboardInterrupt:
         say(INTERRUPTED[args.command])
         return 130

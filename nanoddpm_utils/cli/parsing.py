@@ -1,7 +1,4 @@
-"""The command line's flags: the parser and the types that check each value while parsing.
-
-This module imports no jax (nor numpy), so ``--help`` and a mistyped flag answer at once.
-"""
+"""The command line's flags, each value checked while parsing; no jax (nor numpy), so ``--help`` answers at once."""
 
 from __future__ import annotations
 
@@ -107,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=positive, help="total training steps (default: the preset's)")
     t.add_argument("--batch-size", type=positive, help="global batch size (default: the preset's)")
     t.add_argument(
-        "--seed",
-        type=seed,
-        help=f"random seed in 0 .. {MAX_SEED}: same seed and config, same run (default 0)",
+        "--seed", type=seed, help=f"random seed in 0 .. {MAX_SEED}: same seed and config, same run (default 0)"
     )
     t.add_argument(
         "--set",
