@@ -157,9 +157,9 @@ class DigitsJudge:
         return self.clf.predict_proba(self._flat(images_uint8))
 
     def score(self, images_uint8: np.ndarray, size: int | None = None) -> dict:
-        """Confidence and coverage of all the images; the Frechet distance, precision and recall as the mean over
-        consecutive sets of ``size`` images (default: one set), as they depend on the set's size; precision and
-        recall against as many reference digits (the same ones for every call)."""
+        """Confidence and coverage of all the images; the Frechet distance, precision and recall (against as many
+        reference digits, the same in every call) the mean over sets of ``size`` images (default: one set), since
+        they depend on the set's size."""
         n = len(images_uint8)
         if n < 2:
             raise ValueError(f"a Frechet distance needs at least 2 images, got {n}; draw more samples")
