@@ -58,8 +58,16 @@ def prior_bpd(schedule: Schedule, x0: Float[Array, "h w c"]) -> Float[Array, ""]
     return jnp.mean(normal_kl(mean, log_var, 0.0, 0.0)) / LOG2
 
 
-def vb_terms_bpd(model, schedule: Schedule, x0: Float[Array, "h w c"], x_t: Float[Array, "h w c"],
-                 t: Int[Array, ""], *, variance: str = "fixedlarge", clip_x0: bool = True) -> Float[Array, ""]:
+def vb_terms_bpd(
+    model,
+    schedule: Schedule,
+    x0: Float[Array, "h w c"],
+    x_t: Float[Array, "h w c"],
+    t: Int[Array, ""],
+    *,
+    variance: str = "fixedlarge",
+    clip_x0: bool = True,
+) -> Float[Array, ""]:
     """The bound's term at 0-indexed step t given x_t (the official ``_vb_terms_bpd``), in bits/dim:
     at t == 0 the decoder -log p(x_0 | x_t) (discretized, eq. 13), else the KL between the
     posterior q(x_{t-1} | x_t, x_0) (eqs. 6-7) and the model's p(x_{t-1} | x_t) (eq. 11), in code indices.
@@ -74,8 +82,15 @@ def vb_terms_bpd(model, schedule: Schedule, x0: Float[Array, "h w c"], x_t: Floa
 
 # --------------------------------------------------------------------------- a batch: vmap over examples, scan over t
 @eqx.filter_jit
-def bpd_batch(model, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGKeyArray, *,
-              variance: str = "fixedlarge", clip_x0: bool = True):
+def bpd_batch(
+    model,
+    schedule: Schedule,
+    x0: Float[Array, "b h w c"],
+    key: PRNGKeyArray,
+    *,
+    variance: str = "fixedlarge",
+    clip_x0: bool = True,
+):
     """Every term of the bound for a batch: returns (prior (B,), terms (B, T)), in bits/dim.
 
     ONE ``lax.scan`` over t = 0 .. T-1 (one compile per batch shape); inside it the
@@ -84,8 +99,9 @@ def bpd_batch(model, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGK
     """
     T = schedule.num_timesteps
     prior = jax.vmap(prior_bpd, in_axes=(None, 0))(schedule, x0)
-    term = jax.vmap(lambda a, b, t: vb_terms_bpd(model, schedule, a, b, t, variance=variance, clip_x0=clip_x0),
-                    in_axes=(0, 0, None))
+    term = jax.vmap(
+        lambda a, b, t: vb_terms_bpd(model, schedule, a, b, t, variance=variance, clip_x0=clip_x0), in_axes=(0, 0, None)
+    )
 
     def body(_, t):
         noise = jax.random.normal(jax.random.fold_in(key, t), x0.shape, x0.dtype)
@@ -96,8 +112,17 @@ def bpd_batch(model, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGK
     return prior, terms.T
 
 
-def bits_per_dim(model, schedule: Schedule, images_uint8: np.ndarray, *, key: PRNGKeyArray, batch_size: int = 128,
-                 variance: str = "fixedlarge", clip_x0: bool = True, progress: bool = True) -> dict:
+def bits_per_dim(
+    model,
+    schedule: Schedule,
+    images_uint8: np.ndarray,
+    *,
+    key: PRNGKeyArray,
+    batch_size: int = 128,
+    variance: str = "fixedlarge",
+    clip_x0: bool = True,
+    progress: bool = True,
+) -> dict:
     """The negative log-likelihood bound of a data set in bits/dim, as in the paper's Table 1.
 
     ``images_uint8``: (N, H, W, C) uint8. Runs ``bpd_batch`` on batches of ``batch_size``
@@ -119,14 +144,20 @@ def bits_per_dim(model, schedule: Schedule, images_uint8: np.ndarray, *, key: PR
     bs = min(batch_size, n)
     priors, terms = [], []
     for i, start in enumerate(tqdm(range(0, n, bs), disable=not progress, desc="bits/dim", unit="batch")):
-        chunk = images[start:start + bs]
+        chunk = images[start : start + bs]
         pad = bs - len(chunk)
         if pad:  # repeat the first image; its rows are dropped below
             chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)])
-        p, tb = bpd_batch(model, schedule, jnp.asarray(to_model_range(chunk)), jax.random.fold_in(key, i),
-                          variance=variance, clip_x0=clip_x0)
-        priors.append(np.asarray(p, np.float64)[:bs - pad])
-        terms.append(np.asarray(tb, np.float64)[:bs - pad])
+        p, tb = bpd_batch(
+            model,
+            schedule,
+            jnp.asarray(to_model_range(chunk)),
+            jax.random.fold_in(key, i),
+            variance=variance,
+            clip_x0=clip_x0,
+        )
+        priors.append(np.asarray(p, np.float64)[: bs - pad])
+        terms.append(np.asarray(tb, np.float64)[: bs - pad])
     prior, terms = np.concatenate(priors), np.concatenate(terms)  # (N,), (N, T)
     total = prior + terms.sum(1)
     return {

@@ -54,9 +54,11 @@ def _folder(run_dir: str | Path) -> Path:
     """``run_dir/checkpoints`` of the resolved run folder; refused when it is a symbolic link."""
     folder = Path(run_dir).resolve() / "checkpoints"
     if folder.is_symlink():
-        raise CheckpointError(f"{folder} is a symbolic link (to {os.readlink(folder)}); keep-last-k deletes old "
-                              "checkpoints in it, so it must be a real folder: replace the link by a folder holding "
-                              "the checkpoints, or point --out at the real run folder")
+        raise CheckpointError(
+            f"{folder} is a symbolic link (to {os.readlink(folder)}); keep-last-k deletes old "
+            "checkpoints in it, so it must be a real folder: replace the link by a folder holding "
+            "the checkpoints, or point --out at the real run folder"
+        )
     return folder
 
 
@@ -67,15 +69,19 @@ def save_config(run_dir: str | Path, config: Config) -> None:
 def load_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / "config.json"
     if not path.exists():
-        raise CheckpointError(f"{path} not found: {run_dir} is not a run directory (train one with "
-                              "`python -m nanoddpm_utils train --out DIR`)")
+        raise CheckpointError(
+            f"{path} not found: {run_dir} is not a run directory (train one with "
+            "`python -m nanoddpm_utils train --out DIR`)"
+        )
     try:
         return Config.from_dict(json.loads(path.read_text()))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON ({e}); {_FRESH}") from None
     except ValueError as e:  # fields this version does not know, or values it does not accept
-        raise CheckpointError(f"{path} is not a config this version of nanoddpm_utils ({__version__}) can read "
-                              f"({first_line(e)}); {_FRESH}, or use the version that wrote it") from None
+        raise CheckpointError(
+            f"{path} is not a config this version of nanoddpm_utils ({__version__}) can read "
+            f"({first_line(e)}); {_FRESH}, or use the version that wrote it"
+        ) from None
 
 
 def save(run_dir: str | Path, state, config: Config, *, keep: int = 3) -> Path:
@@ -93,8 +99,10 @@ def save(run_dir: str | Path, state, config: Config, *, keep: int = 3) -> Path:
     atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
     problem = _verify(path)
     if problem is not None:  # nothing is deleted on the word of a checkpoint that does not read back
-        raise CheckpointError(f"the checkpoint just written, {path}, does not read back ({problem}): check the disk; "
-                              "the older checkpoints are kept")
+        raise CheckpointError(
+            f"the checkpoint just written, {path}, does not read back ({problem}): check the disk; "
+            "the older checkpoints are kept"
+        )
     if keep > 0:
         _prune(folder, keep, path)
     return path
@@ -140,8 +148,10 @@ def _verify(path: Path) -> str | None:
     if meta is None:
         return "its checksum file is corrupt"
     if meta.get("format") != FORMAT:
-        return (f"it has format {meta.get('format')} (written by nanoddpm_utils {meta.get('version', '?')}), "
-                f"this version ({__version__}) reads format {FORMAT}")
+        return (
+            f"it has format {meta.get('format')} (written by nanoddpm_utils {meta.get('version', '?')}), "
+            f"this version ({__version__}) reads format {FORMAT}"
+        )
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as e:
@@ -184,35 +194,46 @@ def restore(run_dir: str | Path, config: Config | None = None, path: str | Path 
     run_dir = Path(run_dir).resolve()
     saved = load_config(run_dir)
     if config is not None and config.model != saved.model:
-        diff = ", ".join(f"{k} {getattr(saved.model, k)!r} there, {getattr(config.model, k)!r} here"
-                         for k in saved.model.__dataclass_fields__
-                         if getattr(saved.model, k) != getattr(config.model, k))
-        raise CheckpointError(f"the checkpoint in {run_dir} was trained with another model ({diff}); use the "
-                              f"preset it was trained with ({saved.name!r}), or another --out directory")
+        diff = ", ".join(
+            f"{k} {getattr(saved.model, k)!r} there, {getattr(config.model, k)!r} here"
+            for k in saved.model.__dataclass_fields__
+            if getattr(saved.model, k) != getattr(config.model, k)
+        )
+        raise CheckpointError(
+            f"the checkpoint in {run_dir} was trained with another model ({diff}); use the "
+            f"preset it was trained with ({saved.name!r}), or another --out directory"
+        )
     config = config or saved
     if path is not None:
         path = Path(path)
         problem = _verify(path) if path.is_file() else "it is not a file"
         if problem is not None:
-            raise CheckpointError(f"{path} cannot be used: {problem}; pass another checkpoint, or leave out the path "
-                                  "to take the newest intact one")
+            raise CheckpointError(
+                f"{path} cannot be used: {problem}; pass another checkpoint, or leave out the path "
+                "to take the newest intact one"
+            )
     else:
         path = latest(run_dir)
     if path is None:
         found = list_checkpoints(run_dir)
         if found:
-            raise CheckpointError(f"none of the {len(found)} checkpoint(s) in {run_dir / 'checkpoints'} can be used "
-                                  f"(the newest, {found[-1].name}: {_verify(found[-1])}); {_FRESH}")
+            raise CheckpointError(
+                f"none of the {len(found)} checkpoint(s) in {run_dir / 'checkpoints'} can be used "
+                f"(the newest, {found[-1].name}: {_verify(found[-1])}); {_FRESH}"
+            )
         raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'}; train first (without --resume)")
     like = eqx.filter_eval_shape(init_state, config, 0)
     try:
         state = read_leaves(path, like)
     except OSError as e:
-        raise CheckpointError(f"{path} cannot be read ({e.strerror or first_line(e)}); check its permissions and "
-                              "the disk") from None
+        raise CheckpointError(
+            f"{path} cannot be read ({e.strerror or first_line(e)}); check its permissions and the disk"
+        ) from None
     except Exception as e:  # the checksum matched, so the file is whole: it holds another model
-        raise CheckpointError(f"{path} does not fit the model of {run_dir / 'config.json'} ({first_line(e)}): it "
-                              f"was written by another config or another version of the model; {_FRESH}, or use "
-                              "the version of nanoddpm_utils that wrote it") from None
+        raise CheckpointError(
+            f"{path} does not fit the model of {run_dir / 'config.json'} ({first_line(e)}): it "
+            f"was written by another config or another version of the model; {_FRESH}, or use "
+            "the version of nanoddpm_utils that wrote it"
+        ) from None
     _RESUMED_FROM[run_dir] = path.name
     return state, config

@@ -51,17 +51,21 @@ class ModelConfig:
             raise ValueError(f"num_classes must be an integer >= 0 (0: unconditional), got {self.num_classes!r}")
         factor = 2 ** (len(self.ch_mult) - 1)
         if self.image_size % factor:
-            raise ValueError(f"image_size {self.image_size} is not divisible by 2^(levels-1) = {factor} "
-                             f"for ch_mult {self.ch_mult}; use fewer levels or another image size")
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2^(levels-1) = {factor} "
+                f"for ch_mult {self.ch_mult}; use fewer levels or another image size"
+            )
         missing = sorted(set(self.attn_resolutions) - set(self.resolutions))
         if missing:
-            raise ValueError(f"attention resolution(s) {missing} never occur; the resolutions of this "
-                             f"UNet are {self.resolutions}")
+            raise ValueError(
+                f"attention resolution(s) {missing} never occur; the resolutions of this UNet are {self.resolutions}"
+            )
         widths = {self.ch * m for m in self.ch_mult}
         bad = sorted(w for w in widths if w % self.num_groups)
         if bad:
-            raise ValueError(f"channel widths {bad} are not multiples of num_groups={self.num_groups}; "
-                             "change ch or num_groups")
+            raise ValueError(
+                f"channel widths {bad} are not multiples of num_groups={self.num_groups}; change ch or num_groups"
+            )
 
     @property
     def resolutions(self) -> tuple[int, ...]:
@@ -140,8 +144,13 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> Config:
         try:
-            return cls(name=d["name"], dataset=d["dataset"], model=ModelConfig(**d["model"]),
-                       diffusion=DiffusionConfig(**d["diffusion"]), train=TrainConfig(**d["train"]))
+            return cls(
+                name=d["name"],
+                dataset=d["dataset"],
+                model=ModelConfig(**d["model"]),
+                diffusion=DiffusionConfig(**d["diffusion"]),
+                train=TrainConfig(**d["train"]),
+            )
         except (KeyError, TypeError) as e:
             raise ValueError(f"not a nanoddpm config ({e}); was it written by another version?") from None
 
@@ -162,47 +171,108 @@ PRESETS: dict[str, Config] = {
     "paper_cifar10": Config(name="paper_cifar10", dataset="cifar10"),
     # A few M parameters: trains to recognisable CIFAR-10 samples in about an hour on a Colab accelerator.
     "nano_cifar10": Config(
-        name="nano_cifar10", dataset="cifar10",
+        name="nano_cifar10",
+        dataset="cifar10",
         model=ModelConfig(ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1),
         train=TrainConfig(steps=30_000, warmup_steps=1000, ema_decay=0.9995, sample_every=5000, ckpt_every=2000),
     ),
     # scikit-learn's 8x8 digits, trained in about five minutes on a 2-core CPU (701k parameters).
     # A short run wants many small steps and a short EMA (time constant 200 steps, not 10k).
     "digits": Config(
-        name="digits", dataset="digits",
-        model=ModelConfig(image_size=8, in_channels=1, ch=32, ch_mult=(1, 2), num_res_blocks=1,
-                          attn_resolutions=(4,), dropout=0.0, num_groups=8),
-        train=TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995,
-                          random_flip=False, steps_per_call=50, log_every=100, sample_every=1000,
-                          ckpt_every=500),
+        name="digits",
+        dataset="digits",
+        model=ModelConfig(
+            image_size=8,
+            in_channels=1,
+            ch=32,
+            ch_mult=(1, 2),
+            num_res_blocks=1,
+            attn_resolutions=(4,),
+            dropout=0.0,
+            num_groups=8,
+        ),
+        train=TrainConfig(
+            steps=3000,
+            batch_size=64,
+            lr=1e-3,
+            warmup_steps=200,
+            ema_decay=0.995,
+            random_flip=False,
+            steps_per_call=50,
+            log_every=100,
+            sample_every=1000,
+            ckpt_every=500,
+        ),
     ),
     # The digits with their labels: class-conditional, for classifier-free guidance (notebook 09). The same
     # UNet plus a label embedding (11 x 128: ten digits and "no label"); in the same 3000 steps it learns
     # eps(x, t, c) for ten classes and eps(x, t) at once.
     "digits_cond": Config(
-        name="digits_cond", dataset="digits",
-        model=ModelConfig(image_size=8, in_channels=1, ch=32, ch_mult=(1, 2), num_res_blocks=1,
-                          attn_resolutions=(4,), dropout=0.0, num_groups=8, num_classes=10),
-        train=TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.995,
-                          random_flip=False, steps_per_call=50, log_every=100, sample_every=1000,
-                          ckpt_every=500, label_dropout=0.1),
+        name="digits_cond",
+        dataset="digits",
+        model=ModelConfig(
+            image_size=8,
+            in_channels=1,
+            ch=32,
+            ch_mult=(1, 2),
+            num_res_blocks=1,
+            attn_resolutions=(4,),
+            dropout=0.0,
+            num_groups=8,
+            num_classes=10,
+        ),
+        train=TrainConfig(
+            steps=3000,
+            batch_size=64,
+            lr=1e-3,
+            warmup_steps=200,
+            ema_decay=0.995,
+            random_flip=False,
+            steps_per_call=50,
+            log_every=100,
+            sample_every=1000,
+            ckpt_every=500,
+            label_dropout=0.1,
+        ),
     ),
     # CIFAR-10's ten classes, conditional: nano_cifar10 plus a label embedding (10 + 1 rows of 256).
     "nano_cifar10_cond": Config(
-        name="nano_cifar10_cond", dataset="cifar10",
-        model=ModelConfig(ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
-                          num_classes=10),
-        train=TrainConfig(steps=30_000, warmup_steps=1000, ema_decay=0.9995, sample_every=5000, ckpt_every=2000,
-                          label_dropout=0.1),
+        name="nano_cifar10_cond",
+        dataset="cifar10",
+        model=ModelConfig(
+            ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1, num_classes=10
+        ),
+        train=TrainConfig(
+            steps=30_000, warmup_steps=1000, ema_decay=0.9995, sample_every=5000, ckpt_every=2000, label_dropout=0.1
+        ),
     ),
     # Tiny, for tests: seconds to compile and run.
     "smoke": Config(
-        name="smoke", dataset="digits",
-        model=ModelConfig(image_size=8, in_channels=1, ch=8, ch_mult=(1, 2), num_res_blocks=1,
-                          attn_resolutions=(4,), dropout=0.1, num_groups=4),
+        name="smoke",
+        dataset="digits",
+        model=ModelConfig(
+            image_size=8,
+            in_channels=1,
+            ch=8,
+            ch_mult=(1, 2),
+            num_res_blocks=1,
+            attn_resolutions=(4,),
+            dropout=0.1,
+            num_groups=4,
+        ),
         diffusion=DiffusionConfig(num_timesteps=50),
-        train=TrainConfig(steps=20, batch_size=16, lr=1e-3, warmup_steps=5, ema_decay=0.9, random_flip=False,
-                          steps_per_call=5, log_every=5, sample_every=10, ckpt_every=10),
+        train=TrainConfig(
+            steps=20,
+            batch_size=16,
+            lr=1e-3,
+            warmup_steps=5,
+            ema_decay=0.9,
+            random_flip=False,
+            steps_per_call=5,
+            log_every=5,
+            sample_every=10,
+            ckpt_every=10,
+        ),
     ),
 }
 

@@ -79,8 +79,7 @@ def loss_simple(eps_pred, noise):
 # --------------------------------------------------------------------------- the variational bound's pieces
 def normal_kl(mean1, logvar1, mean2, logvar2):
     """KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))), elementwise, in nats."""
-    return 0.5 * (-1.0 + logvar2 - logvar1 + jnp.exp(logvar1 - logvar2)
-                  + (mean1 - mean2) ** 2 * jnp.exp(-logvar2))
+    return 0.5 * (-1.0 + logvar2 - logvar1 + jnp.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * jnp.exp(-logvar2))
 
 
 def discretized_gaussian_log_likelihood(x, means, log_scales):

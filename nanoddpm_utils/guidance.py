@@ -61,8 +61,10 @@ def check_guidance(config, labels=None, w=None) -> None:
     """Refuse, with one line, a label or guidance scale that this config cannot use."""
     k = config.model.num_classes
     if k == 0 and (labels is not None or w is not None):
-        raise ValueError(f"{config.name} is unconditional (num_classes = 0): it takes no label or guidance; train "
-                         "a class-conditional preset (e.g. digits_cond) to choose what it draws")
+        raise ValueError(
+            f"{config.name} is unconditional (num_classes = 0): it takes no label or guidance; train "
+            "a class-conditional preset (e.g. digits_cond) to choose what it draws"
+        )
     if labels is not None:
         check_labels(k, labels)
     if w is not None and not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
@@ -77,8 +79,9 @@ def _guided_loops(loop, model, schedule, keys, labels, w, shape, loop_kwargs):
     return jax.vmap(one)(labels, keys)
 
 
-def sample_guided(config, model, key: PRNGKeyArray, labels, w: float = 1.0, *, schedule=None,
-                  **sampler) -> Float[Array, "n h w c"]:
+def sample_guided(
+    config, model, key: PRNGKeyArray, labels, w: float = 1.0, *, schedule=None, **sampler
+) -> Float[Array, "n h w c"]:
     """One image in [-1, 1] per entry of ``labels``, sampled with guidance scale ``w`` (see the module docstring).
 
     ``sampler`` takes ``sample.sample_images``'s options (``sampler="ddim", steps=50``, ...). Image i starts from
@@ -88,5 +91,6 @@ def sample_guided(config, model, key: PRNGKeyArray, labels, w: float = 1.0, *, s
     labels = jnp.asarray(np.asarray(labels), jnp.int32)
     loop, schedule, shape, kwargs = sampling_loop(config, 1, schedule=schedule, **sampler)
     keys = jax.random.split(key, len(labels))
-    return _guided_loops(loop, eqx.nn.inference_mode(model), schedule, keys, labels, jnp.float32(w), shape,
-                         tuple(sorted(kwargs.items())))
+    return _guided_loops(
+        loop, eqx.nn.inference_mode(model), schedule, keys, labels, jnp.float32(w), shape, tuple(sorted(kwargs.items()))
+    )

@@ -44,8 +44,9 @@ class Linear(eqx.Module):
 
 def conv2d_xla(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"], stride: int):
     """XLA's native convolution ("SAME" padding, as TensorFlow's, also for stride 2)."""
-    return jax.lax.conv_general_dilated(x[None], w, (stride, stride), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+    return jax.lax.conv_general_dilated(
+        x[None], w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )[0]
 
 
 def zero_pad_hw(x: Float[Array, "h w c"], top: int, bottom: int, left: int, right: int):
@@ -74,8 +75,11 @@ def conv2d_matmul(x: Float[Array, "h w cin"], w: Float[Array, "kh kw cin cout"],
     Ho, Wo = -(-H // stride), -(-W // stride)  # "SAME": ceil(H / stride)
     ph, pw = max((Ho - 1) * stride + kh - H, 0), max((Wo - 1) * stride + kw - W, 0)
     xp = zero_pad_hw(x, ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
-    taps = [xp[i:i + (Ho - 1) * stride + 1:stride, j:j + (Wo - 1) * stride + 1:stride]
-            for i in range(kh) for j in range(kw)]  # kh*kw arrays (Ho, Wo, cin), in w's (i, j) order
+    taps = [
+        xp[i : i + (Ho - 1) * stride + 1 : stride, j : j + (Wo - 1) * stride + 1 : stride]
+        for i in range(kh)
+        for j in range(kw)
+    ]  # kh*kw arrays (Ho, Wo, cin), in w's (i, j) order
     return jnp.concatenate(taps, axis=-1) @ w.reshape(kh * kw * cin, cout)
 
 
@@ -96,8 +100,17 @@ class Conv2d(eqx.Module):
     stride: int = eqx.field(static=True)
     impl: str = eqx.field(static=True)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, *,
-                 key: PRNGKeyArray, init_scale: float = 1.0, impl: str = "auto"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        *,
+        key: PRNGKeyArray,
+        init_scale: float = 1.0,
+        impl: str = "auto",
+    ):
         shape = (kernel_size, kernel_size, in_channels, out_channels)
         self.weight = _variance_scaling(key, shape, init_scale)
         self.bias = jnp.zeros((out_channels,), jnp.float32)
@@ -121,8 +134,10 @@ class GroupNorm(eqx.Module):
 
     def __init__(self, groups: int, channels: int, eps: float = 1e-6):
         if channels % groups:
-            raise ValueError(f"GroupNorm: {channels} channels do not split into {groups} groups; "
-                             "choose widths that are multiples of num_groups")
+            raise ValueError(
+                f"GroupNorm: {channels} channels do not split into {groups} groups; "
+                "choose widths that are multiples of num_groups"
+            )
         self.weight = jnp.ones((channels,), jnp.float32)
         self.bias = jnp.zeros((channels,), jnp.float32)
         self.groups = groups

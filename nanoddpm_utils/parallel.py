@@ -39,8 +39,10 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     devices = jax.devices()
     n = len(devices) if num_devices is None else num_devices
     if not isinstance(n, int) or not 1 <= n <= len(devices):
-        raise ValueError(f"asked for {num_devices} devices, but this machine has {len(devices)} "
-                         f"({devices[0].platform}); pass a number from 1 to {len(devices)}, or none for all")
+        raise ValueError(
+            f"asked for {num_devices} devices, but this machine has {len(devices)} "
+            f"({devices[0].platform}); pass a number from 1 to {len(devices)}, or none for all"
+        )
     if n < len(devices) and jax.process_count() > 1:
         raise ValueError("a multi-host run uses every device; drop the device limit")
     return jax.make_mesh((n,), (DATA_AXIS,), (AxisType.Auto,), devices=devices[:n])
@@ -62,8 +64,10 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     if batch_size % n:
         lower, upper = batch_size // n * n, -(-batch_size // n) * n
         hint = f"{lower} or {upper}" if lower else f"{upper}"
-        raise ValueError(f"batch size {batch_size} does not split evenly over {n} devices; use a multiple of "
-                         f"{n} (e.g. {hint}) or fewer devices (--devices)")
+        raise ValueError(
+            f"batch size {batch_size} does not split evenly over {n} devices; use a multiple of "
+            f"{n} (e.g. {hint}) or fewer devices (--devices)"
+        )
 
 
 def replicate(tree, mesh: Mesh):
@@ -84,6 +88,7 @@ def shard_batch(x: jax.Array, mesh: Mesh | None) -> jax.Array:
 
 def to_host(tree):
     """Every array of ``tree`` as NumPy, read from this process's replica (for checkpoints and logs)."""
+
     def get(x):
         if isinstance(x, jax.Array):
             return np.asarray(x.addressable_data(0) if x.is_fully_replicated else x)

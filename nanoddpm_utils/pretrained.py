@@ -50,8 +50,9 @@ def _read_index(weights_dir: Path) -> dict[str, dict]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise PretrainedError(f"{path} is not valid JSON ({e}); reinstall nanoddpm_utils or run `make pretrained`") \
-            from None
+        raise PretrainedError(
+            f"{path} is not valid JSON ({e}); reinstall nanoddpm_utils or run `make pretrained`"
+        ) from None
 
 
 def available(weights_dir: str | Path | None = None) -> list[str]:
@@ -75,24 +76,32 @@ def load(name: str, *, weights_dir: str | Path | None = None):
         raise PretrainedError(f"no shipped model named {name!r}; available: {', '.join(sorted(index)) or 'none'}")
     entry = index[name]
     if entry.get("format") != FORMAT:
-        raise PretrainedError(f"the shipped model {name!r} has format {entry.get('format')}, this version of "
-                              f"nanoddpm_utils ({__version__}) reads format {FORMAT}; upgrade nanoddpm_utils")
+        raise PretrainedError(
+            f"the shipped model {name!r} has format {entry.get('format')}, this version of "
+            f"nanoddpm_utils ({__version__}) reads format {FORMAT}; upgrade nanoddpm_utils"
+        )
     config = Config.from_dict(entry["config"])
     path = weights_dir / entry["file"]
     if not path.exists():
-        raise PretrainedError(f"{path} is missing: the package data of {name!r} was not installed; reinstall "
-                              "nanoddpm_utils (or run `make pretrained` in a clone)")
+        raise PretrainedError(
+            f"{path} is missing: the package data of {name!r} was not installed; reinstall "
+            "nanoddpm_utils (or run `make pretrained` in a clone)"
+        )
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry["sha256"]:
-        raise PretrainedError(f"{path} has SHA-256 {digest[:12]}..., the index says {entry['sha256'][:12]}...: the "
-                              "file is damaged or was changed; reinstall nanoddpm_utils (or run `make pretrained`)")
+        raise PretrainedError(
+            f"{path} has SHA-256 {digest[:12]}..., the index says {entry['sha256'][:12]}...: the "
+            "file is damaged or was changed; reinstall nanoddpm_utils (or run `make pretrained`)"
+        )
     like = eqx.filter_eval_shape(make_model, config, key=jax.random.key(0))
     try:
         model = read_leaves(data, like)
     except Exception as e:  # the checksum matched, so the model code changed since the file was written
-        raise PretrainedError(f"{path} does not fit the UNet of its config ({first_line(e, 200)}); "
-                              "it was written by another version of nanoddpm_utils") from None
+        raise PretrainedError(
+            f"{path} does not fit the UNet of its config ({first_line(e, 200)}); "
+            "it was written by another version of nanoddpm_utils"
+        ) from None
     return config, model
 
 
@@ -101,16 +110,19 @@ def build(name: str = "digits", *, weights_dir: str | Path | None = None, progre
     weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     config = get_preset(name)
     m = config.model
-    data = load_dataset(config.dataset, split="train", image_size=m.image_size, channels=m.in_channels,
-                        return_labels=m.num_classes > 0)  # a class-conditional model trains on (images, labels)
+    data = load_dataset(
+        config.dataset, split="train", image_size=m.image_size, channels=m.in_channels, return_labels=m.num_classes > 0
+    )  # a class-conditional model trains on (images, labels)
     state, _ = fit(config, data, state=init_state(config, jax.random.key(config.train.seed)), progress=progress)
     path = atomic_write(weights_dir / f"{name}.eqx", lambda f: eqx.tree_serialise_leaves(f, jax.device_get(state.ema)))
     index = _read_index(weights_dir)
     index[name] = {
-        "file": path.name, "sha256": sha256(path), "format": FORMAT, "config": config.to_dict(),
+        "file": path.name,
+        "sha256": sha256(path),
+        "format": FORMAT,
+        "config": config.to_dict(),
         "made_by": f"python -m nanoddpm_utils.pretrained {name}  (make pretrained)",
-        "trained_on": f"{_cpu_name()}, {jax.default_backend()}, jax {jax.__version__}, "
-                      f"nanoddpm_utils {__version__}",
+        "trained_on": f"{_cpu_name()}, {jax.default_backend()}, jax {jax.__version__}, nanoddpm_utils {__version__}",
     }
     atomic_write(weights_dir / INDEX, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     return path
@@ -139,18 +151,23 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             start = time.perf_counter()
             path = build(name)
-            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, sha256 {sha256(path)}) in "
-                  f"{time.perf_counter() - start:.0f} s")
+            print(
+                f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, sha256 {sha256(path)}) in "
+                f"{time.perf_counter() - start:.0f} s"
+            )
     except KeyboardInterrupt:
-        print("interrupted: the shipped weights are as they were (each file is replaced only when complete)",
-              file=sys.stderr)
+        print(
+            "interrupted: the shipped weights are as they were (each file is replaced only when complete)",
+            file=sys.stderr,
+        )
         return 130
     except (ValueError, FileNotFoundError) as e:  # the preset's data or config refused: the user's to fix
         print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
     except (OSError, MemoryError, FloatingPointError, RuntimeError) as e:  # the disk, the memory, the arithmetic
-        print(f"error: {type(e).__name__}: {first_line(e)}; check the disk and memory, then run it again",
-              file=sys.stderr)
+        print(
+            f"error: {type(e).__name__}: {first_line(e)}; check the disk and memory, then run it again", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -36,9 +36,17 @@ def p_sample(model, schedule: Schedule, x_t, t, key, *, variance="fixedlarge", c
 
 
 @eqx.filter_jit
-def p_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int, ...], *,
-                  variance: str = "fixedlarge", clip_x0: bool = True,
-                  trajectory_steps: tuple[int, ...] = (), mesh=None):
+def p_sample_loop(
+    model,
+    schedule: Schedule,
+    key: PRNGKeyArray,
+    shape: tuple[int, ...],
+    *,
+    variance: str = "fixedlarge",
+    clip_x0: bool = True,
+    trajectory_steps: tuple[int, ...] = (),
+    mesh=None,
+):
     """Algorithm 2 for a batch: returns x_0 of ``shape`` (N, H, W, C), and, when ``trajectory_steps``
     is given, also the images x_t at those t (after the step that produced them; -1 is x_T itself),
     stacked in the order given: (len(trajectory_steps), N, H, W, C). With a ``mesh`` the batch is
@@ -57,8 +65,9 @@ def p_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int
     if trajectory_steps and -1 in trajectory_steps:
         traj = traj.at[slots[0]].set(x)
     slots = jnp.asarray(slots)
-    step = jax.vmap(lambda xi, t, k: p_sample(model, schedule, xi, t, k, variance=variance, clip_x0=clip_x0),
-                    in_axes=(0, None, 0))
+    step = jax.vmap(
+        lambda xi, t, k: p_sample(model, schedule, xi, t, k, variance=variance, clip_x0=clip_x0), in_axes=(0, None, 0)
+    )
 
     def body(carry, t):
         x, traj = carry
@@ -103,8 +112,19 @@ def ddim_step(model, schedule: Schedule, x_t, t, t_prev, key, *, eta=0.0, clip_x
 
 
 @eqx.filter_jit
-def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int, ...], *, num_steps: int,
-                     eta: float = 0.0, clip_x0: bool = True, spacing: str = "uniform", x_T=None, mesh=None):
+def ddim_sample_loop(
+    model,
+    schedule: Schedule,
+    key: PRNGKeyArray,
+    shape: tuple[int, ...],
+    *,
+    num_steps: int,
+    eta: float = 0.0,
+    clip_x0: bool = True,
+    spacing: str = "uniform",
+    x_T=None,
+    mesh=None,
+):
     """DDIM sampling for a batch as ONE jitted ``lax.scan`` over ``ddim_timesteps(T, num_steps, spacing)``.
 
     x_T comes from ``key`` exactly as in ``p_sample_loop`` (so both samplers start from the
@@ -118,8 +138,10 @@ def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[
     prev = np.append(ts[1:], -1).astype(np.int32)  # the step each update goes to; -1 is x_0
     k_init, k_loop = jax.random.split(key)
     x = shard_batch(initial_noise(k_init, shape, x_T), mesh)
-    step = jax.vmap(lambda xi, t, tp, k: ddim_step(model, schedule, xi, t, tp, k, eta=eta, clip_x0=clip_x0),
-                    in_axes=(0, None, None, 0))
+    step = jax.vmap(
+        lambda xi, t, tp, k: ddim_step(model, schedule, xi, t, tp, k, eta=eta, clip_x0=clip_x0),
+        in_axes=(0, None, None, 0),
+    )
 
     def body(x, t_and_prev):
         t, t_prev = t_and_prev
@@ -129,10 +151,21 @@ def ddim_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[
     return x
 
 
-def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedule: Schedule | None = None,
-                  variance: str | None = None, clip_x0: bool | None = None, sampler: str = "ddpm",
-                  steps: int | None = None, eta: float = 0.0, spacing: str = "uniform",
-                  mesh=None) -> Float[Array, "n h w c"]:
+def sample_images(
+    config: Config,
+    model,
+    key: PRNGKeyArray,
+    num: int,
+    *,
+    schedule: Schedule | None = None,
+    variance: str | None = None,
+    clip_x0: bool | None = None,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    eta: float = 0.0,
+    spacing: str = "uniform",
+    mesh=None,
+) -> Float[Array, "n h w c"]:
     """Draw ``num`` images in [-1, 1] from a trained model (use the EMA weights), as configured.
 
     ``sampler="ddpm"`` (default): Algorithm 2 over all T steps (``variance`` applies).
@@ -142,15 +175,34 @@ def sample_images(config: Config, model, key: PRNGKeyArray, num: int, *, schedul
     With a ``mesh`` (``parallel.make_mesh``) the images are split over its devices when ``num``
     divides evenly, else every device draws them all.
     """
-    loop, schedule, shape, kwargs = sampling_loop(config, num, schedule=schedule, variance=variance,
-                                                  clip_x0=clip_x0, sampler=sampler, steps=steps, eta=eta,
-                                                  spacing=spacing, mesh=mesh)
+    loop, schedule, shape, kwargs = sampling_loop(
+        config,
+        num,
+        schedule=schedule,
+        variance=variance,
+        clip_x0=clip_x0,
+        sampler=sampler,
+        steps=steps,
+        eta=eta,
+        spacing=spacing,
+        mesh=mesh,
+    )
     return loop(eqx.nn.inference_mode(model), schedule, key, shape, **kwargs)
 
 
-def sampling_loop(config: Config, num: int, *, schedule: Schedule | None = None, variance: str | None = None,
-                  clip_x0: bool | None = None, sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0,
-                  spacing: str = "uniform", mesh=None):
+def sampling_loop(
+    config: Config,
+    num: int,
+    *,
+    schedule: Schedule | None = None,
+    variance: str | None = None,
+    clip_x0: bool | None = None,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    eta: float = 0.0,
+    spacing: str = "uniform",
+    mesh=None,
+):
     """``(loop, schedule, shape, kwargs)``: the jitted loop ``sample_images`` runs, with the arguments it gives it.
 
     ``loop(inference_mode(model), schedule, key, shape, **kwargs)`` draws the images;
@@ -166,8 +218,9 @@ def sampling_loop(config: Config, num: int, *, schedule: Schedule | None = None,
     mesh = mesh if mesh is not None and num % mesh.size == 0 else None
     if sampler == "ddpm":
         if steps is not None and steps != T:
-            raise ValueError(f"steps={steps} needs sampler='ddim' or 'dpm++2m'; the DDPM sampler runs all "
-                             f"T = {T} steps")
+            raise ValueError(
+                f"steps={steps} needs sampler='ddim' or 'dpm++2m'; the DDPM sampler runs all T = {T} steps"
+            )
         if eta != 0.0:
             raise ValueError(f"eta={eta} needs sampler='ddim'; DDPM's noise is set by the variance ({d.variance})")
         if spacing != "uniform":
@@ -177,11 +230,19 @@ def sampling_loop(config: Config, num: int, *, schedule: Schedule | None = None,
     if sampler in ("ddim", "dpm++2m"):
         ddim_timesteps(T, num_steps, spacing)  # refuses a bad count or spacing with its message, before tracing
     if sampler == "ddim":
-        return ddim_sample_loop, schedule, shape, {"num_steps": num_steps, "eta": float(eta), "clip_x0": clip_x0,
-                                                   "spacing": spacing, "mesh": mesh}
+        return (
+            ddim_sample_loop,
+            schedule,
+            shape,
+            {"num_steps": num_steps, "eta": float(eta), "clip_x0": clip_x0, "spacing": spacing, "mesh": mesh},
+        )
     if sampler == "dpm++2m":
         if eta != 0.0:
             raise ValueError(f"eta={eta} needs sampler='ddim'; DPM-Solver++(2M) is deterministic")
-        return dpm_solver_sample_loop, schedule, shape, {"num_steps": num_steps, "clip_x0": clip_x0,
-                                                         "spacing": spacing, "mesh": mesh}
+        return (
+            dpm_solver_sample_loop,
+            schedule,
+            shape,
+            {"num_steps": num_steps, "clip_x0": clip_x0, "spacing": spacing, "mesh": mesh},
+        )
     raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")

@@ -31,6 +31,7 @@ def cosine_betas(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) 
     beta_t = 1 - alpha_bar(t + 1) / alpha_bar(t), clipped at ``max_beta`` so the
     last step (where alpha_bar reaches 0) stays finite.
     """
+
     def alpha_bar(u):
         return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
 

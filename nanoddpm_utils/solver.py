@@ -56,8 +56,18 @@ def dpm_solver_coefficients(schedule: Schedule, ts: np.ndarray):
 
 
 @eqx.filter_jit
-def dpm_solver_sample_loop(model, schedule: Schedule, key: PRNGKeyArray, shape: tuple[int, ...], *,
-                           num_steps: int, clip_x0: bool = True, spacing: str = "uniform", x_T=None, mesh=None):
+def dpm_solver_sample_loop(
+    model,
+    schedule: Schedule,
+    key: PRNGKeyArray,
+    shape: tuple[int, ...],
+    *,
+    num_steps: int,
+    clip_x0: bool = True,
+    spacing: str = "uniform",
+    x_T=None,
+    mesh=None,
+):
     """DPM-Solver++(2M) over ``ddim_timesteps(T, num_steps, spacing)``: ``num_steps`` model calls, deterministic.
 
     x_T comes from ``key`` as in ``p_sample_loop`` (so every sampler starts from the same noise) unless ``x_T`` is

@@ -33,8 +33,9 @@ def learning_rate(config: Config, step):
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """Clip the global gradient norm, then Adam with ``learning_rate``'s schedule."""
-    return optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
-                       optax.adam(lambda step: learning_rate(config, step)))
+    return optax.chain(
+        optax.clip_by_global_norm(config.train.grad_clip), optax.adam(lambda step: learning_rate(config, step))
+    )
 
 
 def init_state(config: Config, key: PRNGKeyArray | int | None = None) -> TrainState:

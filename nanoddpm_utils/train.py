@@ -63,8 +63,15 @@ def resolve_compute_dtype(name: str, device=None):
     return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]
 
 
-def batch_loss(model: UNet, schedule: Schedule, x0: Float[Array, "b h w c"], key: PRNGKeyArray,
-               compute_dtype=jnp.float32, labels=None, label_dropout: float = 0.0):
+def batch_loss(
+    model: UNet,
+    schedule: Schedule,
+    x0: Float[Array, "b h w c"],
+    key: PRNGKeyArray,
+    compute_dtype=jnp.float32,
+    labels=None,
+    label_dropout: float = 0.0,
+):
     """L_simple averaged over a batch: random t and eps per example, dropout keys per example.
 
     A class-conditional model gets the batch's ``labels``, each replaced by "no label" with
@@ -106,9 +113,9 @@ def _train_step(config: Config, schedule: Schedule, optimizer, mesh, data, state
     else:
         x0, labels = get_batch(k_batch, data, tc.batch_size, tc.random_flip), None
     x0 = shard_batch(x0, mesh)
-    loss, grads = eqx.filter_value_and_grad(batch_loss)(state.model, schedule, x0, k_loss,
-                                                        resolve_compute_dtype(tc.compute_dtype), labels,
-                                                        tc.label_dropout)
+    loss, grads = eqx.filter_value_and_grad(batch_loss)(
+        state.model, schedule, x0, k_loss, resolve_compute_dtype(tc.compute_dtype), labels, tc.label_dropout
+    )
     params = eqx.filter(state.model, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
     model = eqx.apply_updates(state.model, updates)
@@ -168,20 +175,27 @@ def check_data(config: Config, data) -> None:
     k = config.model.num_classes
     if k == 0:
         if isinstance(data, tuple):
-            raise ValueError(f"{config.name} is unconditional (num_classes = 0) but was given labels; pass the "
-                             "images alone, or use a class-conditional preset")
+            raise ValueError(
+                f"{config.name} is unconditional (num_classes = 0) but was given labels; pass the "
+                "images alone, or use a class-conditional preset"
+            )
         return
     if not (isinstance(data, tuple) and len(data) == 2):
-        raise ValueError(f"{config.name} is class-conditional ({k} classes) and needs (images, labels); load them "
-                         "with data.load_dataset(..., return_labels=True)")
+        raise ValueError(
+            f"{config.name} is class-conditional ({k} classes) and needs (images, labels); load them "
+            "with data.load_dataset(..., return_labels=True)"
+        )
     images, labels = data
     if np.shape(labels) != (len(images),):
-        raise ValueError(f"{config.name} needs one label per image ({len(images)}), got labels of shape "
-                         f"{np.shape(labels)}")
+        raise ValueError(
+            f"{config.name} needs one label per image ({len(images)}), got labels of shape {np.shape(labels)}"
+        )
     check_labels(k, labels)
 
 
 GRID_DDIM_STEPS = 50  # the grids drawn during training; the DDIM paper's S = 50 is close to DDPM-1000's quality
+
+
 class DivergenceError(FloatingPointError):
     """The loss or the gradient became NaN or infinite; nothing after the last good step was saved."""
 
@@ -190,15 +204,27 @@ def _check_finite(chunk: dict, first_step: int) -> None:
     bad = ~(np.isfinite(chunk["loss"]) & np.isfinite(chunk["grad_norm"]))
     if bad.any():
         at = first_step + int(np.argmax(bad)) + 1
-        raise DivergenceError(f"training diverged at step {at}: the loss or gradient is not finite; the last "
-                              "checkpoint before it is kept. Resume from it with a lower learning rate or "
-                              "another --seed")
+        raise DivergenceError(
+            f"training diverged at step {at}: the loss or gradient is not finite; the last "
+            "checkpoint before it is kept. Resume from it with a lower learning rate or "
+            "another --seed"
+        )
 
 
-def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, steps: int | None = None,
-        run_dir: str | Path | None = None, tracker=None, progress: bool = True, ckpt_minutes: float | None = None,
-        keep: int = 3, on_log: Callable[[int, dict], None] | None = None,
-        devices: int | None = None) -> tuple[TrainState, list[dict]]:
+def fit(
+    config: Config,
+    data: np.ndarray,
+    *,
+    state: TrainState | None = None,
+    steps: int | None = None,
+    run_dir: str | Path | None = None,
+    tracker=None,
+    progress: bool = True,
+    ckpt_minutes: float | None = None,
+    keep: int = 3,
+    on_log: Callable[[int, dict], None] | None = None,
+    devices: int | None = None,
+) -> tuple[TrainState, list[dict]]:
     """Train until ``steps`` total steps (default ``config.train.steps``); returns (state, logged metrics).
 
     ``data`` is the uint8 images, or ``(images, labels)`` for a class-conditional model
@@ -238,8 +264,9 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
     def crossed(every, before, after):
         return after // every > before // every
 
-    bar = tqdm(total=total, initial=min(step, total), disable=not (progress and main_process), desc=config.name,
-               unit="step")
+    bar = tqdm(
+        total=total, initial=min(step, total), disable=not (progress and main_process), desc=config.name, unit="step"
+    )
     try:
         while step < total:
             if total - step >= K:
@@ -255,18 +282,27 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
             end = step == total
             log_now = crossed(tc.log_every, before, step) or end
             sample_now = run_dir is not None and (crossed(tc.sample_every, before, step) or end)
-            ckpt_now = run_dir is not None and (crossed(tc.ckpt_every, before, step) or end or (
-                ckpt_minutes is not None and time.monotonic() - t_ckpt >= 60 * ckpt_minutes))
+            ckpt_now = run_dir is not None and (
+                crossed(tc.ckpt_every, before, step)
+                or end
+                or (ckpt_minutes is not None and time.monotonic() - t_ckpt >= 60 * ckpt_minutes)
+            )
             if not (log_now or sample_now or ckpt_now):
                 continue
             # one host sync: fetch this interval's metrics and check them before anything is saved
-            chunk = {k: np.asarray(v) for k, v in
-                     jax.tree_util.tree_map(lambda *m: jnp.concatenate(m), *pending).items()}
+            chunk = {
+                k: np.asarray(v) for k, v in jax.tree_util.tree_map(lambda *m: jnp.concatenate(m), *pending).items()
+            }
             _check_finite(chunk, pending_from)
             if log_now:
                 now = time.perf_counter()
-                row = {"step": step, "loss": float(chunk["loss"].mean()), "grad_norm": float(chunk["grad_norm"].mean()),
-                       "lr": float(chunk["lr"][-1]), "images_per_sec": (step - n_last) * tc.batch_size / (now - t_last)}
+                row = {
+                    "step": step,
+                    "loss": float(chunk["loss"].mean()),
+                    "grad_norm": float(chunk["grad_norm"].mean()),
+                    "lr": float(chunk["lr"][-1]),
+                    "images_per_sec": (step - n_last) * tc.batch_size / (now - t_last),
+                }
                 history.append(row)
                 pending, pending_from, t_last, n_last = [], step, now, step
                 bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_sec']:.0f}")
@@ -277,9 +313,18 @@ def fit(config: Config, data: np.ndarray, *, state: TrainState | None = None, st
             paused = time.perf_counter()
             if sample_now:
                 bar.set_description(f"{config.name}: sampling a grid (DDIM, {GRID_DDIM_STEPS} steps)")
-                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64,
-                                               schedule=schedule, sampler="ddim",
-                                               steps=min(GRID_DDIM_STEPS, schedule.num_timesteps), mesh=mesh))
+                images = to_host(
+                    sample_images(
+                        config,
+                        state.ema,
+                        jax.random.key(step),
+                        64,
+                        schedule=schedule,
+                        sampler="ddim",
+                        steps=min(GRID_DDIM_STEPS, schedule.num_timesteps),
+                        mesh=mesh,
+                    )
+                )
                 bar.set_description(config.name)
                 if main_process:
                     save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")

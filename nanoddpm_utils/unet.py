@@ -60,8 +60,17 @@ class ResBlock(eqx.Module):
     conv2: Conv2d
     nin_shortcut: Linear | None
 
-    def __init__(self, in_ch: int, out_ch: int, temb_dim: int, dropout: float, groups: int, *, key: PRNGKeyArray,
-                 conv_impl: str = "auto"):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        temb_dim: int,
+        dropout: float,
+        groups: int,
+        *,
+        key: PRNGKeyArray,
+        conv_impl: str = "auto",
+    ):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.norm1 = GroupNorm(groups, in_ch)
         self.conv1 = Conv2d(in_ch, out_ch, key=k1, impl=conv_impl)
@@ -159,8 +168,9 @@ class UNet(eqx.Module):
         self.config = c
         self.temb = TimeEmbedding(c.ch, key=next(keys))
         # its own key (not one of `keys`), so an unconditional UNet draws exactly the weights it always drew
-        self.label_emb = (eqx.nn.Embedding(c.num_classes + 1, temb_dim, key=jax.random.fold_in(key, 1))
-                          if c.num_classes > 0 else None)
+        self.label_emb = (
+            eqx.nn.Embedding(c.num_classes + 1, temb_dim, key=jax.random.fold_in(key, 1)) if c.num_classes > 0 else None
+        )
         self.conv_in = Conv2d(c.in_channels, c.ch, key=next(keys), impl=c.conv_impl)
 
         def res(cin, cout):
@@ -211,23 +221,34 @@ class UNet(eqx.Module):
         """The label index that means "no label" (= num_classes)."""
         return self.config.num_classes
 
-    def __call__(self, x: Float[Array, "h w c"], t: Int[Array, ""], label: Int[Array, ""] | int | None = None, *,
-                 key: PRNGKeyArray | None = None):
+    def __call__(
+        self,
+        x: Float[Array, "h w c"],
+        t: Int[Array, ""],
+        label: Int[Array, ""] | int | None = None,
+        *,
+        key: PRNGKeyArray | None = None,
+    ):
         c = self.config
         expected = (c.image_size, c.image_size, c.in_channels)
         if x.shape != expected:
-            raise ValueError(f"UNet expects ONE channels-last image of shape {expected} (H, W, C), got {x.shape}; "
-                             "batch with jax.vmap and put channels last")
+            raise ValueError(
+                f"UNet expects ONE channels-last image of shape {expected} (H, W, C), got {x.shape}; "
+                "batch with jax.vmap and put channels last"
+            )
         if jnp.shape(t) != ():
             raise ValueError(f"t must be a scalar timestep for one example, got shape {jnp.shape(t)}")
-        keys = iter([None] * self.num_res_blocks_total if key is None
-                    else jax.random.split(key, self.num_res_blocks_total))
+        keys = iter(
+            [None] * self.num_res_blocks_total if key is None else jax.random.split(key, self.num_res_blocks_total)
+        )
         temb = self.temb(t)
         if self.label_emb is not None:  # None means "no label": the extra row, index num_classes
             temb = temb + self.label_emb(jnp.asarray(self.null_label if label is None else label))
         elif label is not None:
-            raise ValueError("this UNet is unconditional (num_classes = 0) and takes no label; build it with "
-                             "ModelConfig(num_classes=...) to condition on classes")
+            raise ValueError(
+                "this UNet is unconditional (num_classes = 0) and takes no label; build it with "
+                "ModelConfig(num_classes=...) to condition on classes"
+            )
         temb = temb.astype(x.dtype)
 
         hs = [self.conv_in(x)]
@@ -265,15 +286,21 @@ def check_labels(num_classes: int, labels) -> np.ndarray:
     """``labels`` as an integer array; refused in one line unless each is a class of the model, 0 .. num_classes-1."""
     arr = np.asarray(labels)
     if num_classes < 1:
-        raise ValueError("this model is unconditional (num_classes = 0) and takes no labels; train a "
-                         "class-conditional preset (e.g. digits_cond) to choose what it draws")
+        raise ValueError(
+            "this model is unconditional (num_classes = 0) and takes no labels; train a "
+            "class-conditional preset (e.g. digits_cond) to choose what it draws"
+        )
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"labels must be a non-empty list of integers in 0 .. {num_classes - 1}, got {arr.dtype} "
-                         f"of shape {arr.shape}; pass one class index per image")
+        raise ValueError(
+            f"labels must be a non-empty list of integers in 0 .. {num_classes - 1}, got {arr.dtype} "
+            f"of shape {arr.shape}; pass one class index per image"
+        )
     bad = sorted({int(v) for v in np.unique(arr) if not 0 <= v < num_classes})
     if bad:
-        raise ValueError(f"label(s) {bad[:10]} outside this model's classes 0 .. {num_classes - 1}; use labels in "
-                         f"that range, or a model with num_classes = {max(bad) + 1}")
+        raise ValueError(
+            f"label(s) {bad[:10]} outside this model's classes 0 .. {num_classes - 1}; use labels in "
+            f"that range, or a model with num_classes = {max(bad) + 1}"
+        )
     return arr
 
 

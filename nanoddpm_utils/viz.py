@@ -30,8 +30,14 @@ from PIL import Image
 from .images import to_uint8
 
 
-def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | None = None,
-                size: float = 1.6, suptitle: str | None = None) -> plt.Figure:
+def show_images(
+    images,
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int | None = None,
+    size: float = 1.6,
+    suptitle: str | None = None,
+) -> plt.Figure:
     """Draw ``N`` images side by side (wrapping after ``ncols``) and return the figure."""
     images = to_uint8(images)
     if images.ndim == 4 and images.shape[-1] == 1:
@@ -43,13 +49,13 @@ def show_images(images, titles: Sequence[str] | None = None, *, ncols: int | Non
         raise ValueError(f"{n} images but {len(titles)} titles")
     ncols = min(n, ncols or n)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if suptitle else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if suptitle else 0)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255,
-                      interpolation="nearest")
+            ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=255, interpolation="nearest")
             if titles is not None:
                 ax.set_title(titles[i], fontsize=9)
     if suptitle:
@@ -88,9 +94,11 @@ def _control_spec(name: str, spec) -> tuple[str, object, object]:
         if value not in values:
             raise ValueError(f"control {name}: the starting value {value!r} is not one of {values}")
         return "values", values, value
-    raise ValueError(f"control {name}={spec!r}: use (min, max, step, value) for an integer slider, "
-                     "([v1, v2, ...], value) for a slider over those values, "
-                     "or a non-empty list of options (or of (label, option) pairs) for buttons")
+    raise ValueError(
+        f"control {name}={spec!r}: use (min, max, step, value) for an integer slider, "
+        "([v1, v2, ...], value) for a slider over those values, "
+        "or a non-empty list of options (or of (label, option) pairs) for buttons"
+    )
 
 
 class InteractiveFigure:
@@ -102,8 +110,13 @@ class InteractiveFigure:
     in a cell to display it: a widget front end shows the live widget, any other viewer the PNG.
     """
 
-    def __init__(self, draw: Callable[..., plt.Figure | None], controls: dict, dpi: int = 100,
-                 static: Callable[[], plt.Figure | None] | None = None):
+    def __init__(
+        self,
+        draw: Callable[..., plt.Figure | None],
+        controls: dict,
+        dpi: int = 100,
+        static: Callable[[], plt.Figure | None] | None = None,
+    ):
         if not controls:
             raise ValueError("give at least one control, e.g. t=(0, 999, 1, 250) or schedule=['linear', 'cosine']")
         self.draw, self.dpi = draw, dpi
@@ -126,12 +139,23 @@ class InteractiveFigure:
         for name, (kind, args, value) in self.specs.items():
             if kind == "int":
                 lo, hi, step = args
-                control = widgets.IntSlider(value=value, min=lo, max=hi, step=step, description=name,
-                                            continuous_update=False, layout=widgets.Layout(width="95%"))
+                control = widgets.IntSlider(
+                    value=value,
+                    min=lo,
+                    max=hi,
+                    step=step,
+                    description=name,
+                    continuous_update=False,
+                    layout=widgets.Layout(width="95%"),
+                )
             elif kind == "values":
-                control = widgets.SelectionSlider(options=[(str(v), v) for v in args], value=value,
-                                                  description=name, continuous_update=False,
-                                                  layout=widgets.Layout(width="95%"))
+                control = widgets.SelectionSlider(
+                    options=[(str(v), v) for v in args],
+                    value=value,
+                    description=name,
+                    continuous_update=False,
+                    layout=widgets.Layout(width="95%"),
+                )
             else:
                 control = widgets.ToggleButtons(options=args, value=value, description=name)
             control.observe(lambda change, name=name: self.update(**{name: change["new"]}), names="value")
@@ -163,12 +187,20 @@ class InteractiveFigure:
         if self.widget is not None:
             # the same view message ipywidgets 7 and 8 send (widget protocol 2); front ends prefer it to the PNG
             bundle["application/vnd.jupyter.widget-view+json"] = {
-                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self.widget.model_id,
+            }
         return bundle
 
 
-def interactive_figure(draw: Callable[..., plt.Figure | None], *, static: Callable[[], plt.Figure | None] | None = None,
-                       dpi: int = 100, **controls) -> InteractiveFigure:
+def interactive_figure(
+    draw: Callable[..., plt.Figure | None],
+    *,
+    static: Callable[[], plt.Figure | None] | None = None,
+    dpi: int = 100,
+    **controls,
+) -> InteractiveFigure:
     """A figure ``draw(**values)`` with one control per keyword, redrawn whenever a control moves.
 
     ``name=(min, max, step, value)`` makes an integer slider; ``name=([v1, v2, ...], value)`` a
@@ -180,11 +212,20 @@ def interactive_figure(draw: Callable[..., plt.Figure | None], *, static: Callab
     return InteractiveFigure(draw, controls, dpi, static)
 
 
-def slider(fn: Callable[[int], plt.Figure | None], *, min: int = 0, max: int = 999, step: int = 1,
-           value: int | None = None, description: str = "t", dpi: int = 100) -> InteractiveFigure:
+def slider(
+    fn: Callable[[int], plt.Figure | None],
+    *,
+    min: int = 0,
+    max: int = 999,
+    step: int = 1,
+    value: int | None = None,
+    description: str = "t",
+    dpi: int = 100,
+) -> InteractiveFigure:
     """One integer slider over the figure ``fn(value)`` (``interactive_figure`` with a single slider)."""
-    return interactive_figure(lambda **v: fn(v[description]), dpi=dpi,
-                              **{description: (min, max, step, min if value is None else value)})
+    return interactive_figure(
+        lambda **v: fn(v[description]), dpi=dpi, **{description: (min, max, step, min if value is None else value)}
+    )
 
 
 def schedule_figure(x0, noise, schedules: dict, schedule: str, t: int) -> plt.Figure:
@@ -202,12 +243,20 @@ def schedule_figure(x0, noise, schedules: dict, schedule: str, t: int) -> plt.Fi
     steps = np.arange(1, len(abar) + 1)
     for name, other in schedules.items():
         a = np.asarray(other.alphas_cumprod, np.float64)
-        axes[2].plot(steps, np.log10(a / (1.0 - a)), lw=2.5 if name == schedule else 1,
-                     alpha=1 if name == schedule else 0.5, label=name)
+        axes[2].plot(
+            steps,
+            np.log10(a / (1.0 - a)),
+            lw=2.5 if name == schedule else 1,
+            alpha=1 if name == schedule else 0.5,
+            label=name,
+        )
     snr = abar[t] / (1.0 - abar[t])
     axes[2].plot([t + 1], [np.log10(snr)], "ko")
-    axes[2].set(title=f"SNR at t = {t + 1}: {snr:.3g} (signal kept: {abar[t]:.1%})", xlabel="t",
-                ylabel=r"$\log_{10}\,\mathrm{SNR}(t)$")
+    axes[2].set(
+        title=f"SNR at t = {t + 1}: {snr:.3g} (signal kept: {abar[t]:.1%})",
+        xlabel="t",
+        ylabel=r"$\log_{10}\,\mathrm{SNR}(t)$",
+    )
     axes[2].legend()
     fig.tight_layout()
     return fig
@@ -216,8 +265,12 @@ def schedule_figure(x0, noise, schedules: dict, schedule: str, t: int) -> plt.Fi
 def schedule_widget(x0, noise, schedules: dict, t: int = 250, *, dpi: int = 100) -> InteractiveFigure:
     """Buttons to choose a schedule and a slider over t, above ``schedule_figure``."""
     T = len(next(iter(schedules.values())).betas)
-    return interactive_figure(lambda schedule, t: schedule_figure(x0, noise, schedules, schedule, t), dpi=dpi,
-                              schedule=list(schedules), t=(0, T - 1, 1, t))
+    return interactive_figure(
+        lambda schedule, t: schedule_figure(x0, noise, schedules, schedule, t),
+        dpi=dpi,
+        schedule=list(schedules),
+        t=(0, T - 1, 1, t),
+    )
 
 
 # --------------------------------------------------------------------------- the UNet, drawn from its config
@@ -259,8 +312,19 @@ def unet_layout(model_config) -> list[UNetBlock]:
         for _ in range(c.num_res_blocks + 1):
             skip = stack.pop()
             out = c.ch * c.ch_mult[i]
-            blocks.append(UNetBlock("ResBlock", "up", i, blocks[skip].row, ch + blocks[skip].out_ch, out,
-                                    c.resolutions[i], c.resolutions[i] in c.attn_resolutions, skip))
+            blocks.append(
+                UNetBlock(
+                    "ResBlock",
+                    "up",
+                    i,
+                    blocks[skip].row,
+                    ch + blocks[skip].out_ch,
+                    out,
+                    c.resolutions[i],
+                    c.resolutions[i] in c.attn_resolutions,
+                    skip,
+                )
+            )
             ch = out
     assert not stack, "every skip is used exactly once"
     return blocks
@@ -302,8 +366,13 @@ def draw_unet(model_config, ax=None) -> plt.Figure:
             text = f"conv_in  {b.in_ch}→{b.out_ch}"
         else:
             text = f"ResBlock{attn}  {b.in_ch}→{b.out_ch}"
-        box(x, y, text, colors.get(b.name, "#9ecae1") if not b.attn or b.name == "middle" else "#bcbddc",
-            w=4.2 if b.name == "middle" else 3.0)
+        box(
+            x,
+            y,
+            text,
+            colors.get(b.name, "#9ecae1") if not b.attn or b.name == "middle" else "#bcbddc",
+            w=4.2 if b.name == "middle" else 3.0,
+        )
         if b.side == "mid":  # from the bottom of the down path, on to the bottom of the up path
             arrow((prev["down"][0] + 1.5, prev["down"][1]), (x - 1.0, y + 0.35))
             prev["up"] = (x + 1.0, y + 0.35, b.level)
@@ -315,32 +384,56 @@ def draw_unet(model_config, ax=None) -> plt.Figure:
                 arrow((px, py + 0.35), (x, y - 0.35), color="#e6550d", lw=2)
                 ax.text(x + 0.15, (py + y) / 2, "Upsample", fontsize=7, color="#e6550d", va="center")
             else:
-                arrow((px, py - 0.35 if b.side == "down" else py + 0.35),
-                      (x, y + 0.35 if b.side == "down" else y - 0.35))
+                arrow(
+                    (px, py - 0.35 if b.side == "down" else py + 0.35), (x, y + 0.35 if b.side == "down" else y - 0.35)
+                )
         if b.side != "mid":
             prev[b.side] = (x, y, b.level)
         if b.skip is not None:
             sx, sy = x_of["down"], y_of(blocks[b.skip])
             arrow((sx + 1.5, sy), (x - 1.5, y), color="0.55", lw=0.8, linestyle="--")
     for i, res in enumerate(c.resolutions):
-        ax.text(-2.0, -(i * rows_per_level + rows_per_level / 2 - 0.5), f"{res}×{res}", ha="right", va="center",
-                fontsize=10, fontweight="bold")
+        ax.text(
+            -2.0,
+            -(i * rows_per_level + rows_per_level / 2 - 0.5),
+            f"{res}×{res}",
+            ha="right",
+            va="center",
+            fontsize=10,
+            fontweight="bold",
+        )
         if i:
             ax.axhline(-(i * rows_per_level) + 0.5, color="0.85", lw=0.8, zorder=0)
     top = 0.9
     ax.text(0, top, f"$x_t$  ({c.image_size}×{c.image_size}×{c.in_channels})", ha="center", fontsize=9)
-    ax.text(7.0, top, rf"$\epsilon_\theta(x_t, t)$  ({c.image_size}×{c.image_size}×{c.in_channels})"
-            "\nafter GroupNorm, swish, conv_out", ha="center", fontsize=9)
-    ax.text(3.5, top, f"t → sinusoids → MLP → a {4 * c.ch}-vector\ninto every ResBlock",
-            ha="center", fontsize=8, color="0.3")
-    ax.text(7.0, -n_rows - 0.3, "dashed: skip connections (concatenated on channels)", ha="center", fontsize=8,
-            color="0.45")
+    ax.text(
+        7.0,
+        top,
+        rf"$\epsilon_\theta(x_t, t)$  ({c.image_size}×{c.image_size}×{c.in_channels})"
+        "\nafter GroupNorm, swish, conv_out",
+        ha="center",
+        fontsize=9,
+    )
+    ax.text(
+        3.5,
+        top,
+        f"t → sinusoids → MLP → a {4 * c.ch}-vector\ninto every ResBlock",
+        ha="center",
+        fontsize=8,
+        color="0.3",
+    )
+    ax.text(
+        7.0, -n_rows - 0.3, "dashed: skip connections (concatenated on channels)", ha="center", fontsize=8, color="0.45"
+    )
     ax.text(0.0, -n_rows - 0.3, "purple: with self-attention", ha="center", fontsize=8, color="0.45")
     ax.set_xlim(-3.2, 8.8)
     ax.set_ylim(-n_rows - 0.6, top + 0.9)
     ax.axis("off")
-    ax.set_title(f"UNet: ch = {c.ch}, ch_mult = {c.ch_mult}, {c.num_res_blocks} ResBlock(s) per level, "
-                 f"attention at {c.attn_resolutions}", fontsize=10)
+    ax.set_title(
+        f"UNet: ch = {c.ch}, ch_mult = {c.ch_mult}, {c.num_res_blocks} ResBlock(s) per level, "
+        f"attention at {c.attn_resolutions}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -359,8 +452,14 @@ def animated_png(frames, *, duration: int = 120, hold_last: int = 1500) -> bytes
         raise ValueError(f"frames of different sizes: {sorted({im.size for im in images})}")
     buf = io.BytesIO()
     images = [im.convert("RGB") for im in images]
-    images[0].save(buf, format="PNG", save_all=True, append_images=images[1:], loop=0,
-                   duration=[duration] * (len(images) - 1) + [hold_last])
+    images[0].save(
+        buf,
+        format="PNG",
+        save_all=True,
+        append_images=images[1:],
+        loop=0,
+        duration=[duration] * (len(images) - 1) + [hold_last],
+    )
     return buf.getvalue()
 
 
@@ -371,8 +470,15 @@ def frame_png(fig: plt.Figure, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def animate_images(frames, frame_titles: Sequence[str], *, ncols: int | None = None, size: float = 1.0,
-                   duration: int = 120, dpi: int = 100):
+def animate_images(
+    frames,
+    frame_titles: Sequence[str],
+    *,
+    ncols: int | None = None,
+    size: float = 1.0,
+    duration: int = 120,
+    dpi: int = 100,
+):
     """An animated PNG (in an ``IPython.display.Image``) of ``frames`` (F, N, H, W, C): frame f shows the N
     images of ``frames[f]`` in a grid, titled ``frame_titles[f]``."""
     frames = to_uint8(frames)
