@@ -62,7 +62,7 @@ from IPython.display import Image, display
 from jax.scipy.special import logsumexp
 from jax.scipy.stats import norm
 
-from nanoddpm_utils import viz
+from nanoddpm_utils import viz, widgets
 from nanoddpm_utils.embedding import timestep_embedding
 from nanoddpm_utils.schedule import make_schedule
 
@@ -305,7 +305,7 @@ def draw_fields(steps):
     return fig
 
 
-viz.interactive_figure(lambda t: draw_fields([t]), static=lambda: draw_fields([3, 8, 20, 50]),
+widgets.interactive_figure(lambda t: draw_fields([t]), static=lambda: draw_fields([3, 8, 20, 50]),
                        t=([1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 60, 100, 200], 5))
 
 # %% [markdown]

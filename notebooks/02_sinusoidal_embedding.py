@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nanoddpm_utils import viz
+from nanoddpm_utils import widgets
 from nanoddpm_utils.diffusion import q_sample
 from nanoddpm_utils.embedding import timestep_embedding
 from nanoddpm_utils.schedule import make_schedule
@@ -327,7 +327,7 @@ def show_embedding(t):
     return fig
 
 
-viz.slider(show_embedding, max=T - 1, value=100)
+widgets.slider(show_embedding, max=T - 1, value=100)
 
 # %% [markdown]
 # ## 5. From embedding to conditioning vector: the time MLP

@@ -59,7 +59,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 
-from nanoddpm_utils import evaluate, pretrained, sample, solver, train, viz
+from nanoddpm_utils import evaluate, pretrained, sample, solver, train, widgets
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.images import to_uint8
@@ -432,7 +432,7 @@ def show_eta(eta, grids=None):
     return fig
 
 
-viz.interactive_figure(show_eta, eta=(ETAS, 0.0), static=lambda: show_eta(0.0, grids=[0.0, 1.0]))
+widgets.interactive_figure(show_eta, eta=(ETAS, 0.0), static=lambda: show_eta(0.0, grids=[0.0, 1.0]))
 
 # %% [markdown]
 # Read your own numbers (with $N = 200$, a few hundredths are noise): the deterministic samplers sit right of DDPM and

@@ -62,7 +62,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nanoddpm_utils import guidance, pretrained, train, viz
+from nanoddpm_utils import guidance, pretrained, train, widgets
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_dataset
 from nanoddpm_utils.images import to_uint8
@@ -286,7 +286,7 @@ def draw(digit=7, w=3.0):
     return fig
 
 
-viz.interactive_figure(draw, digit=(0, 9, 1, 7), w=([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0], 3.0))
+widgets.interactive_figure(draw, digit=(0, 9, 1, 7), w=([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0], 3.0))
 
 # %% [markdown]
 # ## 6. The trade-off, measured

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nanoddpm_utils"
 # The command line's modules (cli/ and __main__) are one node, "cli", on the top floor.
 FLOORS = [
     ["__init__", "config"],  # config is pure data: no jax, no other module of the package
-    ["files", "schedule", "embedding", "layers", "parallel", "batch_pickle"],
+    ["files", "widgets", "schedule", "embedding", "layers", "parallel", "batch_pickle"],
     ["diffusion", "images"],
     ["unet", "cifar10", "tracking"],
     ["data", "solver", "bpd", "viz"],

@@ -1,7 +1,7 @@
 """The animations (viz.animated_png, viz.animate_images for notebook 05's reverse chain): animated PNGs, one
 frame per step, each showing that step's images; their input checked.
 
-The widgets of notebooks 05 and 07 are ``viz.interactive_figure``, tested in test_viz.py.
+The widgets of notebooks 05 and 07 are ``widgets.interactive_figure``, tested in test_widgets.py.
 """
 
 import io

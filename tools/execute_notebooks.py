@@ -132,7 +132,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
     """Show each widget output as a picture, in place: the static PNG it came with (a
-    ``viz.interactive_figure`` carries one), else the picture it displays (an ipywidgets Image inside it).
+    ``widgets.interactive_figure`` carries one), else the picture it displays (an ipywidgets Image inside it).
 
     A saved notebook cannot move a slider, and GitHub and the site show no widgets at all; that
     picture is what a reader can see before running it. A progress bar (tqdm's widget: labels around a
