@@ -27,7 +27,8 @@ import numpy as np
 
 from nanoddpm_utils.config import Config, get_preset
 from nanoddpm_utils.sample import sample_images
-from nanoddpm_utils.train import init_state, make_train_step, make_train_steps
+from nanoddpm_utils.state import init_state
+from nanoddpm_utils.train import make_train_step, make_train_steps
 from nanoddpm_utils.unet import count_params, make_model
 
 # Per preset: batch sizes, K train steps per timed call, timed calls, sampling steps actually run.

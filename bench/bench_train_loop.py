@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from nanoddpm_utils.config import get_preset
-from nanoddpm_utils.train import init_state, make_train_step, make_train_steps
+from nanoddpm_utils.state import init_state
+from nanoddpm_utils.train import make_train_step, make_train_steps
 
 
 def cpu_model() -> str:

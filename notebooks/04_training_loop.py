@@ -63,6 +63,7 @@ from nanoddpm_utils.diffusion import normal_kl, p_mean_variance, q_posterior_mea
 from nanoddpm_utils.evaluate import digits_quality_table
 from nanoddpm_utils.images import image_grid, to_model_range, to_uint8
 from nanoddpm_utils.schedule import make_schedule
+from nanoddpm_utils.state import TrainState, init_state
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
 BACKEND = jax.default_backend()
@@ -247,7 +248,7 @@ tc, T = config.train, config.diffusion.num_timesteps
 schedule = train.schedule_for(config)
 images = load_digits("train")  # uint8 (1437, 8, 8, 1)
 data = jnp.asarray(images)  # on the device; batches are drawn there
-state0 = train.init_state(config, tc.seed)  # model, EMA copy, Adam state, step 0, PRNG key
+state0 = init_state(config, tc.seed)  # model, EMA copy, Adam state, step 0, PRNG key
 print(config, f"\n{len(images)} training digits {images.shape[1:]}, T = {T}")
 
 # %% [markdown]
@@ -340,7 +341,7 @@ def train_step_inline(data, state):
     updates, opt_state = optimizer.update(grads, state.opt_state, eqx.filter(state.model, eqx.is_inexact_array))
     model = eqx.apply_updates(state.model, updates)
     ema = train.ema_update(state.ema, model, tc.ema_decay)
-    return train.TrainState(model, ema, opt_state, state.step + 1, jax.random.key_data(key)), loss
+    return TrainState(model, ema, opt_state, state.step + 1, jax.random.key_data(key)), loss
 
 
 def copy_tree(tree):

@@ -70,6 +70,7 @@ from nanoddpm_utils import checkpoint, sample, train, viz
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.cifar10 import CIFAR10_CLASSES, load_cifar10
 from nanoddpm_utils.images import image_grid, save_png
+from nanoddpm_utils.state import init_state
 from nanoddpm_utils.tracking import Tracker, read_metrics, resolve_mode
 from nanoddpm_utils.unet import count_params, make_model
 
@@ -241,7 +242,7 @@ if checkpoint.latest(RUN_DIR) is not None:
     state, _ = checkpoint.restore(RUN_DIR, config)  # refuses a checkpoint of another model
     print(f"resuming {RUN_DIR} from {checkpoint.latest(RUN_DIR).name} (step {int(state.step)} of {config.train.steps})")
 else:
-    state = train.init_state(config, config.train.seed)
+    state = init_state(config, config.train.seed)
     print(f"new run in {RUN_DIR}")
 
 # %%

@@ -225,7 +225,8 @@ for a_t in (0.9, 0.6, 0.3):
 
 # %%
 if TRAIN_FROM_SCRATCH:
-    from nanoddpm_utils.train import fit, init_state
+    from nanoddpm_utils.state import init_state
+    from nanoddpm_utils.train import fit
 
     train_config = config.replace(train={"steps": 100}) if SMOKE else config
     data = load_dataset("digits", return_labels=True, image_size=8, channels=1)  # (images, labels)

@@ -65,6 +65,7 @@ from nanoddpm_utils import sample, train
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import get_batch, load_digits
 from nanoddpm_utils.layers import conv2d_matmul
+from nanoddpm_utils.state import TrainState, init_state, make_optimizer
 
 SMOKE = os.environ.get("NANODDPM_SMOKE") == "1"  # set by the test suite: shrink the expensive cells
 BACKEND = jax.default_backend()
@@ -74,7 +75,7 @@ config = get_preset("smoke" if SMOKE else "digits")
 tc, T = config.train, config.diffusion.num_timesteps
 schedule = train.schedule_for(config)
 data = jnp.asarray(load_digits("train"))  # uint8 (1437, 8, 8, 1), on the device
-state0 = train.init_state(config, tc.seed)
+state0 = init_state(config, tc.seed)
 
 
 def copy_tree(tree):
@@ -110,7 +111,7 @@ print(f"{config.name} preset, batch {tc.batch_size}, T = {T}")
 # element-wise update with the EMA's; and the old weights cannot be donated (reused in place).
 
 # %%
-optimizer = train.make_optimizer(config)
+optimizer = make_optimizer(config)
 
 
 @eqx.filter_jit
@@ -141,7 +142,7 @@ def split_step(data, state):
     loss, grads = piece_grad(state.model, x0, k_loss)
     model, opt_state = piece_adam(state.model, grads, state.opt_state)
     ema = piece_ema(state.ema, model)
-    return train.TrainState(model, ema, opt_state, state.step + 1, next_key), {"loss": loss}
+    return TrainState(model, ema, opt_state, state.step + 1, next_key), {"loss": loss}
 
 
 def seconds_per_step(step_fn, state, n):

@@ -18,7 +18,8 @@ from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.parallel import batch_sharded, make_mesh, put_dataset, replicate
 from nanoddpm_utils.sample import sample_images
-from nanoddpm_utils.train import fit, init_state, make_train_step
+from nanoddpm_utils.state import init_state
+from nanoddpm_utils.train import fit, make_train_step
 
 CONFIG = get_preset("smoke").replace(train={"batch_size": 16, "warmup_steps": 0, "steps": 6, "steps_per_call": 3,
                                             "log_every": 3, "sample_every": 1000, "ckpt_every": 3})

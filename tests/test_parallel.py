@@ -17,7 +17,8 @@ from nanoddpm_utils import checkpoint
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.data import get_batch, load_digits
 from nanoddpm_utils.parallel import check_batch_size, make_mesh, put_dataset, replicate
-from nanoddpm_utils.train import batch_loss, fit, init_state, make_train_step, schedule_for
+from nanoddpm_utils.state import init_state
+from nanoddpm_utils.train import batch_loss, fit, make_train_step, schedule_for
 
 HERE = Path(__file__).parent
 SMOKE = get_preset("smoke")

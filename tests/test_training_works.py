@@ -15,7 +15,8 @@ from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.evaluate import digits_quality_table
 from nanoddpm_utils.images import to_uint8
 from nanoddpm_utils.sample import sample_images
-from nanoddpm_utils.train import fit, init_state
+from nanoddpm_utils.state import init_state
+from nanoddpm_utils.train import fit
 
 CONFIG = get_preset("digits").replace(
     model={"ch": 16}, diffusion={"num_timesteps": 100},
