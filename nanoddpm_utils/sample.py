@@ -151,42 +151,10 @@ def ddim_sample_loop(
     return x
 
 
-def sample_images(
-    config: Config,
-    model,
-    key: PRNGKeyArray,
-    num: int,
-    *,
-    schedule: Schedule | None = None,
-    variance: str | None = None,
-    clip_x0: bool | None = None,
-    sampler: str = "ddpm",
-    steps: int | None = None,
-    eta: float = 0.0,
-    spacing: str = "uniform",
-    mesh=None,
-) -> Float[Array, "n h w c"]:
-    """Draw ``num`` images in [-1, 1] from a trained model (use the EMA weights), as configured.
-
-    ``sampler="ddpm"`` (default): Algorithm 2 over all T steps (``variance`` applies).
-    ``sampler="ddim"``: DDIM on ``steps`` respaced steps (default min(50, T)) with noise scale ``eta``.
-    ``sampler="dpm++2m"``: DPM-Solver++(2M) (``solver.py``) on ``steps`` respaced steps (default min(50, T)).
-    ``spacing`` (DDIM and DPM-Solver++): how the steps are placed, one of SPACINGS (see ``ddim_timesteps``).
-    With a ``mesh`` (``parallel.make_mesh``) the images are split over its devices when ``num``
-    divides evenly, else every device draws them all.
-    """
-    loop, schedule, shape, kwargs = sampling_loop(
-        config,
-        num,
-        schedule=schedule,
-        variance=variance,
-        clip_x0=clip_x0,
-        sampler=sampler,
-        steps=steps,
-        eta=eta,
-        spacing=spacing,
-        mesh=mesh,
-    )
+def sample_images(config: Config, model, key: PRNGKeyArray, num: int, **options) -> Float[Array, "n h w c"]:
+    """Draw ``num`` images in [-1, 1] from a trained model (use the EMA weights), as configured; ``options`` are
+    ``sampling_loop``'s (the sampler, its steps, eta, spacing, variance, clip_x0, schedule, mesh)."""
+    loop, schedule, shape, kwargs = sampling_loop(config, num, **options)
     return loop(eqx.nn.inference_mode(model), schedule, key, shape, **kwargs)
 
 
@@ -204,6 +172,13 @@ def sampling_loop(
     mesh=None,
 ):
     """``(loop, schedule, shape, kwargs)``: the jitted loop ``sample_images`` runs, with the arguments it gives it.
+
+    ``sampler="ddpm"`` (default): Algorithm 2 over all T steps (``variance`` applies).
+    ``sampler="ddim"``: DDIM on ``steps`` respaced steps (default min(50, T)) with noise scale ``eta``.
+    ``sampler="dpm++2m"``: DPM-Solver++(2M) (``solver.py``) on ``steps`` respaced steps (default min(50, T)).
+    ``spacing`` (DDIM and DPM-Solver++): how the steps are placed, one of SPACINGS (see ``ddim_timesteps``).
+    With a ``mesh`` (``parallel.make_mesh``) the images are split over its devices when ``num``
+    divides evenly, else every device draws them all.
 
     ``loop(inference_mode(model), schedule, key, shape, **kwargs)`` draws the images;
     ``loop.lower(...).compile()`` compiles them ahead of time (bench/sampler_curve.py times them apart).
@@ -226,23 +201,13 @@ def sampling_loop(
         if spacing != "uniform":
             raise ValueError(f"spacing={spacing!r} needs sampler='ddim' or 'dpm++2m'; DDPM visits every step")
         return p_sample_loop, schedule, shape, {"variance": variance or d.variance, "clip_x0": clip_x0, "mesh": mesh}
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     num_steps = min(DEFAULT_DDIM_STEPS, T) if steps is None else steps
-    if sampler in ("ddim", "dpm++2m"):
-        ddim_timesteps(T, num_steps, spacing)  # refuses a bad count or spacing with its message, before tracing
+    ddim_timesteps(T, num_steps, spacing)  # refuses a bad count or spacing with its message, before tracing
+    kwargs = {"num_steps": num_steps, "clip_x0": clip_x0, "spacing": spacing, "mesh": mesh}
     if sampler == "ddim":
-        return (
-            ddim_sample_loop,
-            schedule,
-            shape,
-            {"num_steps": num_steps, "eta": float(eta), "clip_x0": clip_x0, "spacing": spacing, "mesh": mesh},
-        )
-    if sampler == "dpm++2m":
-        if eta != 0.0:
-            raise ValueError(f"eta={eta} needs sampler='ddim'; DPM-Solver++(2M) is deterministic")
-        return (
-            dpm_solver_sample_loop,
-            schedule,
-            shape,
-            {"num_steps": num_steps, "clip_x0": clip_x0, "spacing": spacing, "mesh": mesh},
-        )
-    raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+        return ddim_sample_loop, schedule, shape, {**kwargs, "eta": float(eta)}
+    if eta != 0.0:
+        raise ValueError(f"eta={eta} needs sampler='ddim'; DPM-Solver++(2M) is deterministic")
+    return dpm_solver_sample_loop, schedule, shape, kwargs

@@ -43,16 +43,10 @@ def drop_labels(key: PRNGKeyArray, labels: Int[Array, " b"], p: float, null_labe
 
 def has_bfloat16_units(device) -> bool:
     """Does ``device`` multiply bfloat16 natively? TPUs do, and NVIDIA GPUs of compute capability 8.0 or more
-    (A100, L4, H100, ...); a T4 (7.5, Colab's free GPU), a V100 (7.0) and CPUs do not (XLA emulates it, slowly)."""
-    if device.platform == "tpu":
-        return True
-    if device.platform in ("gpu", "cuda"):
-        capability = getattr(device, "compute_capability", None)  # "major.minor", e.g. "7.5", on CUDA devices
-        try:
-            return int(str(capability).split(".")[0]) >= 8
-        except ValueError:  # unknown (e.g. a ROCm GPU): float32 is always correct
-            return False
-    return False
+    (A100, L4, H100, ...); a T4 (7.5, Colab's free GPU), a V100 (7.0) and CPUs do not (XLA emulates it, slowly).
+    An unknown capability (a ROCm GPU, say) counts as none: float32 is always correct."""
+    major = str(getattr(device, "compute_capability", "")).split(".")[0]  # "major.minor" on CUDA devices
+    return device.platform == "tpu" or (device.platform in ("gpu", "cuda") and major.isdigit() and int(major) >= 8)
 
 
 def resolve_compute_dtype(name: str, device=None):
@@ -313,18 +307,8 @@ def fit(
             paused = time.perf_counter()
             if sample_now:
                 bar.set_description(f"{config.name}: sampling a grid (DDIM, {GRID_DDIM_STEPS} steps)")
-                images = to_host(
-                    sample_images(
-                        config,
-                        state.ema,
-                        jax.random.key(step),
-                        64,
-                        schedule=schedule,
-                        sampler="ddim",
-                        steps=min(GRID_DDIM_STEPS, schedule.num_timesteps),
-                        mesh=mesh,
-                    )
-                )
+                ddim = {"sampler": "ddim", "steps": min(GRID_DDIM_STEPS, schedule.num_timesteps), "mesh": mesh}
+                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule, **ddim))
                 bar.set_description(config.name)
                 if main_process:
                     save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")

@@ -60,17 +60,7 @@ class ResBlock(eqx.Module):
     conv2: Conv2d
     nin_shortcut: Linear | None
 
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        temb_dim: int,
-        dropout: float,
-        groups: int,
-        *,
-        key: PRNGKeyArray,
-        conv_impl: str = "auto",
-    ):
+    def __init__(self, in_ch: int, out_ch: int, temb_dim: int, dropout: float, groups: int, *, key, conv_impl="auto"):
         k1, k2, k3, k4 = jax.random.split(key, 4)
         self.norm1 = GroupNorm(groups, in_ch)
         self.conv1 = Conv2d(in_ch, out_ch, key=k1, impl=conv_impl)
@@ -238,9 +228,8 @@ class UNet(eqx.Module):
             )
         if jnp.shape(t) != ():
             raise ValueError(f"t must be a scalar timestep for one example, got shape {jnp.shape(t)}")
-        keys = iter(
-            [None] * self.num_res_blocks_total if key is None else jax.random.split(key, self.num_res_blocks_total)
-        )
+        n = self.num_res_blocks_total
+        keys = iter([None] * n if key is None else jax.random.split(key, n))
         temb = self.temb(t)
         if self.label_emb is not None:  # None means "no label": the extra row, index num_classes
             temb = temb + self.label_emb(jnp.asarray(self.null_label if label is None else label))

@@ -194,13 +194,8 @@ def draw_unet(model_config, ax=None) -> plt.Figure:
             text = f"conv_in  {b.in_ch}→{b.out_ch}"
         else:
             text = f"ResBlock{attn}  {b.in_ch}→{b.out_ch}"
-        box(
-            x,
-            y,
-            text,
-            colors.get(b.name, "#9ecae1") if not b.attn or b.name == "middle" else "#bcbddc",
-            w=4.2 if b.name == "middle" else 3.0,
-        )
+        color = colors[b.name] if not b.attn or b.name == "middle" else "#bcbddc"
+        box(x, y, text, color, w=4.2 if b.name == "middle" else 3.0)
         if b.side == "mid":  # from the bottom of the down path, on to the bottom of the up path
             arrow((prev["down"][0] + 1.5, prev["down"][1]), (x - 1.0, y + 0.35))
             prev["up"] = (x + 1.0, y + 0.35, b.level)
@@ -212,48 +207,27 @@ def draw_unet(model_config, ax=None) -> plt.Figure:
                 arrow((px, py + 0.35), (x, y - 0.35), color="#e6550d", lw=2)
                 ax.text(x + 0.15, (py + y) / 2, "Upsample", fontsize=7, color="#e6550d", va="center")
             else:
-                arrow(
-                    (px, py - 0.35 if b.side == "down" else py + 0.35), (x, y + 0.35 if b.side == "down" else y - 0.35)
-                )
+                dy = 0.35 if b.side == "down" else -0.35
+                arrow((px, py - dy), (x, y + dy))
         if b.side != "mid":
             prev[b.side] = (x, y, b.level)
         if b.skip is not None:
             sx, sy = x_of["down"], y_of(blocks[b.skip])
             arrow((sx + 1.5, sy), (x - 1.5, y), color="0.55", lw=0.8, linestyle="--")
     for i, res in enumerate(c.resolutions):
-        ax.text(
-            -2.0,
-            -(i * rows_per_level + rows_per_level / 2 - 0.5),
-            f"{res}×{res}",
-            ha="right",
-            va="center",
-            fontsize=10,
-            fontweight="bold",
-        )
+        y = -(i * rows_per_level + rows_per_level / 2 - 0.5)
+        ax.text(-2.0, y, f"{res}×{res}", ha="right", va="center", fontsize=10, fontweight="bold")
         if i:
             ax.axhline(-(i * rows_per_level) + 0.5, color="0.85", lw=0.8, zorder=0)
-    top = 0.9
-    ax.text(0, top, f"$x_t$  ({c.image_size}×{c.image_size}×{c.in_channels})", ha="center", fontsize=9)
-    ax.text(
-        7.0,
-        top,
-        rf"$\epsilon_\theta(x_t, t)$  ({c.image_size}×{c.image_size}×{c.in_channels})"
-        "\nafter GroupNorm, swish, conv_out",
-        ha="center",
-        fontsize=9,
-    )
-    ax.text(
-        3.5,
-        top,
-        f"t → sinusoids → MLP → a {4 * c.ch}-vector\ninto every ResBlock",
-        ha="center",
-        fontsize=8,
-        color="0.3",
-    )
-    ax.text(
-        7.0, -n_rows - 0.3, "dashed: skip connections (concatenated on channels)", ha="center", fontsize=8, color="0.45"
-    )
-    ax.text(0.0, -n_rows - 0.3, "purple: with self-attention", ha="center", fontsize=8, color="0.45")
+    top, size = 0.9, f"({c.image_size}×{c.image_size}×{c.in_channels})"
+    ax.text(0, top, f"$x_t$  {size}", ha="center", fontsize=9)
+    eps = rf"$\epsilon_\theta(x_t, t)$  {size}" "\nafter GroupNorm, swish, conv_out"
+    ax.text(7.0, top, eps, ha="center", fontsize=9)
+    temb = f"t → sinusoids → MLP → a {4 * c.ch}-vector\ninto every ResBlock"
+    ax.text(3.5, top, temb, ha="center", fontsize=8, color="0.3")
+    notes = {7.0: "dashed: skip connections (concatenated on channels)", 0.0: "purple: with self-attention"}
+    for x, note in notes.items():
+        ax.text(x, -n_rows - 0.3, note, ha="center", fontsize=8, color="0.45")
     ax.set_xlim(-3.2, 8.8)
     ax.set_ylim(-n_rows - 0.6, top + 0.9)
     ax.axis("off")
