@@ -148,14 +148,8 @@ def bits_per_dim(
         pad = bs - len(chunk)
         if pad:  # repeat the first image; its rows are dropped below
             chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)])
-        p, tb = bpd_batch(
-            model,
-            schedule,
-            jnp.asarray(to_model_range(chunk)),
-            jax.random.fold_in(key, i),
-            variance=variance,
-            clip_x0=clip_x0,
-        )
+        x0 = jnp.asarray(to_model_range(chunk))
+        p, tb = bpd_batch(model, schedule, x0, jax.random.fold_in(key, i), variance=variance, clip_x0=clip_x0)
         priors.append(np.asarray(p, np.float64)[: bs - pad])
         terms.append(np.asarray(tb, np.float64)[: bs - pad])
     prior, terms = np.concatenate(priors), np.concatenate(terms)  # (N,), (N, T)

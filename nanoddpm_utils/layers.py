@@ -101,15 +101,7 @@ class Conv2d(eqx.Module):
     impl: str = eqx.field(static=True)
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        *,
-        key: PRNGKeyArray,
-        init_scale: float = 1.0,
-        impl: str = "auto",
+        self, in_channels: int, out_channels: int, kernel_size=3, stride=1, *, key, init_scale=1.0, impl="auto"
     ):
         shape = (kernel_size, kernel_size, in_channels, out_channels)
         self.weight = _variance_scaling(key, shape, init_scale)
