@@ -276,17 +276,12 @@ def fit(
             end = step == total
             log_now = crossed(tc.log_every, before, step) or end
             sample_now = run_dir is not None and (crossed(tc.sample_every, before, step) or end)
-            ckpt_now = run_dir is not None and (
-                crossed(tc.ckpt_every, before, step)
-                or end
-                or (ckpt_minutes is not None and time.monotonic() - t_ckpt >= 60 * ckpt_minutes)
-            )
+            overdue = ckpt_minutes is not None and time.monotonic() - t_ckpt >= 60 * ckpt_minutes
+            ckpt_now = run_dir is not None and (crossed(tc.ckpt_every, before, step) or end or overdue)
             if not (log_now or sample_now or ckpt_now):
                 continue
             # one host sync: fetch this interval's metrics and check them before anything is saved
-            chunk = {
-                k: np.asarray(v) for k, v in jax.tree_util.tree_map(lambda *m: jnp.concatenate(m), *pending).items()
-            }
+            chunk = jax.tree_util.tree_map(lambda *m: np.asarray(jnp.concatenate(m)), *pending)
             _check_finite(chunk, pending_from)
             if log_now:
                 now = time.perf_counter()
