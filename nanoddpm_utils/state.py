@@ -40,8 +40,7 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
 
 def init_state(config: Config, key: PRNGKeyArray | int | None = None) -> TrainState:
     """A fresh run: the UNet, an EMA that starts as a copy of it, Adam's zero moments, step 0."""
-    if key is None:
-        key = config.train.seed
+    key = config.train.seed if key is None else key
     if isinstance(key, int):
         key = jax.random.key(key)
     k_model, k_run = jax.random.split(key)
