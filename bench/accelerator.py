@@ -32,8 +32,12 @@ def sizes(preset: str, on_cpu: bool) -> dict:
     if not on_cpu:
         return dict(batch_size=config.train.batch_size, steps=20, repeats=3, sample_steps=None)
     small = preset in ("smoke", "digits")
-    return dict(batch_size=16, steps=5 if small else 2, repeats=2 if small else 1,
-                sample_steps=None if preset == "smoke" else (50 if small else 3))
+    return dict(
+        batch_size=16,
+        steps=5 if small else 2,
+        repeats=2 if small else 1,
+        sample_steps=None if preset == "smoke" else (50 if small else 3),
+    )
 
 
 def measure(preset: str, on_cpu: bool, num_images: int) -> dict:
@@ -42,8 +46,15 @@ def measure(preset: str, on_cpu: bool, num_images: int) -> dict:
     train = bench_train(config, s["batch_size"], s["steps"], s["repeats"])
     sample = bench_sample(config, num_images, s["sample_steps"])
     hours = config.train.steps * train["ms_per_step"] / 1e3 / 3600 * config.train.batch_size / s["batch_size"]
-    return {"preset": preset, **s, "images_per_s": train["images_per_s"], "ms_per_step": train["ms_per_step"],
-            "compile_s": train["compile_s"], "sample": sample, "full_training_hours": hours}
+    return {
+        "preset": preset,
+        **s,
+        "images_per_s": train["images_per_s"],
+        "ms_per_step": train["ms_per_step"],
+        "compile_s": train["compile_s"],
+        "sample": sample,
+        "full_training_hours": hours,
+    }
 
 
 def main(argv=None) -> int:
@@ -65,11 +76,15 @@ def main(argv=None) -> int:
     on_cpu = devices[0].platform == "cpu"
     kind = devices[0].device_kind
     dtype = jax.numpy.dtype(resolve_compute_dtype("auto")).name
-    print(f"jax {jax.__version__}, backend {jax.default_backend()}: {len(devices)} x {kind}; "
-          f"training activations (compute_dtype auto): {dtype}")
+    print(
+        f"jax {jax.__version__}, backend {jax.default_backend()}: {len(devices)} x {kind}; "
+        f"training activations (compute_dtype auto): {dtype}"
+    )
     if on_cpu:
-        print("no accelerator found: running on the CPU, small (batch 16, a few steps; sampling extrapolated to T); "
-              "the full-training hours below are for this CPU")
+        print(
+            "no accelerator found: running on the CPU, small (batch 16, a few steps; sampling extrapolated to T); "
+            "the full-training hours below are for this CPU"
+        )
     results = []
     header = f"{'preset':14} {'batch':>5} {'images/s':>9} {'ms/step':>8} {'full run (h)':>12} {'sample 64 (s)':>14}"
     print(header)
@@ -77,13 +92,22 @@ def main(argv=None) -> int:
         r = measure(name, on_cpu, args.num_images)
         results.append(r)
         sm = r["sample"]
-        note = f" (T={sm['full_T']}, extrapolated from {sm['sample_steps']} steps)" if sm["extrapolated"] else \
-            f" (T={sm['full_T']})"
-        print(f"{name:14} {r['batch_size']:>5} {r['images_per_s']:>9.1f} {r['ms_per_step']:>8.1f} "
-              f"{r['full_training_hours']:>12.2f} {sm['full_seconds']:>14.1f}{note}", flush=True)
+        note = (
+            f" (T={sm['full_T']}, extrapolated from {sm['sample_steps']} steps)"
+            if sm["extrapolated"]
+            else f" (T={sm['full_T']})"
+        )
+        print(
+            f"{name:14} {r['batch_size']:>5} {r['images_per_s']:>9.1f} {r['ms_per_step']:>8.1f} "
+            f"{r['full_training_hours']:>12.2f} {sm['full_seconds']:>14.1f}{note}",
+            flush=True,
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"jax": jax.__version__, "device_kind": kind,
-                                               "num_devices": len(devices), "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"jax": jax.__version__, "device_kind": kind, "num_devices": len(devices), "results": results}, indent=2
+            )
+        )
     return 0
 
 

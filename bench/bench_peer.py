@@ -27,10 +27,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+from bench_presets import NUM_IMAGES, add_common_args, median_time, num_params, plan, print_sample_table, random_images
 from diffusers import DDPMScheduler, UNet2DModel
 
-from bench_presets import (NUM_IMAGES, add_common_args, median_time, num_params, plan, print_sample_table,
-                           random_images)
 from nanoddpm_utils.config import Config, ModelConfig, get_preset
 
 NUM_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -47,12 +46,20 @@ def diffusers_kwargs(m: ModelConfig) -> dict:
     """
     attn = [r in m.attn_resolutions for r in m.resolutions]
     return dict(
-        sample_size=m.image_size, in_channels=m.in_channels, out_channels=m.in_channels,
-        block_out_channels=tuple(m.ch * k for k in m.ch_mult), layers_per_block=m.num_res_blocks,
+        sample_size=m.image_size,
+        in_channels=m.in_channels,
+        out_channels=m.in_channels,
+        block_out_channels=tuple(m.ch * k for k in m.ch_mult),
+        layers_per_block=m.num_res_blocks,
         down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
         up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
-        dropout=m.dropout, norm_num_groups=m.num_groups, norm_eps=1e-6, attention_head_dim=None,
-        flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
+        dropout=m.dropout,
+        norm_num_groups=m.num_groups,
+        norm_eps=1e-6,
+        attention_head_dim=None,
+        flip_sin_to_cos=False,
+        freq_shift=1,
+        downsample_padding=0,
     )
 
 
@@ -110,13 +117,20 @@ def bench_peer_train(config: Config, batch_size: int, steps: int, repeats: int, 
     step()  # warm-up
     chosen = pick_threads(step, threads)
     per_step = median_time(lambda: [step() for _ in range(steps)], repeats) / steps
-    return {"batch_size": batch_size, "steps": steps, "repeats": repeats, **chosen,
-            "ms_per_step": per_step * 1e3, "images_per_s": batch_size / per_step,
-            "params": count_torch_params(model)}
+    return {
+        "batch_size": batch_size,
+        "steps": steps,
+        "repeats": repeats,
+        **chosen,
+        "ms_per_step": per_step * 1e3,
+        "images_per_s": batch_size / per_step,
+        "params": count_torch_params(model),
+    }
 
 
-def bench_peer_sample(config: Config, num_images: int = NUM_IMAGES, sample_steps: int | None = None,
-                      threads=THREADS) -> dict:
+def bench_peer_sample(
+    config: Config, num_images: int = NUM_IMAGES, sample_steps: int | None = None, threads=THREADS
+) -> dict:
     """Time ``sample_steps`` of DDPMScheduler's T-step loop (after a warm-up step and a thread-count
     probe), extrapolated to T when fewer ran."""
     m, T = config.model, config.diffusion.num_timesteps
@@ -128,6 +142,7 @@ def bench_peer_sample(config: Config, num_images: int = NUM_IMAGES, sample_steps
     gen = torch.Generator().manual_seed(0)
     x = torch.randn((num_images, m.in_channels, m.image_size, m.image_size), generator=gen)
     with torch.no_grad():
+
         def reverse_step(x, t):
             return scheduler.step(model(x, t).sample, t, x, generator=gen).prev_sample
 
@@ -138,13 +153,29 @@ def bench_peer_sample(config: Config, num_images: int = NUM_IMAGES, sample_steps
         for t in scheduler.timesteps[:n]:
             x = reverse_step(x, t)
         seconds = time.perf_counter() - t0
-    return {"num_images": num_images, "sample_steps": n, "seconds": seconds, "s_per_step": seconds / n,
-            "full_T": T, "full_seconds": seconds / n * T, "extrapolated": n != T, **chosen}
+    return {
+        "num_images": num_images,
+        "sample_steps": n,
+        "seconds": seconds,
+        "s_per_step": seconds / n,
+        "full_T": T,
+        "full_seconds": seconds / n * T,
+        "extrapolated": n != T,
+        **chosen,
+    }
 
 
-def bench_peer_preset(preset: str | Config, batch_size: int, *, steps: int, repeats: int,
-                      sample_steps: int | None, num_images: int = NUM_IMAGES, sample: bool = True,
-                      threads=THREADS) -> dict:
+def bench_peer_preset(
+    preset: str | Config,
+    batch_size: int,
+    *,
+    steps: int,
+    repeats: int,
+    sample_steps: int | None,
+    num_images: int = NUM_IMAGES,
+    sample: bool = True,
+    threads=THREADS,
+) -> dict:
     config = get_preset(preset) if isinstance(preset, str) else preset
     out = {"preset": config.name, **bench_peer_train(config, batch_size, steps, repeats, threads)}
     if sample:
@@ -152,13 +183,16 @@ def bench_peer_preset(preset: str | Config, batch_size: int, *, steps: int, repe
     return out
 
 
-PEER_TRAIN_HEADER = (f"{'preset':14s}{'batch':>6s}{'params ours':>13s}{'params peer':>13s}{'threads':>8s}"
-                     f"{'ms/step':>11s}{'img/s':>10s}")
+PEER_TRAIN_HEADER = (
+    f"{'preset':14s}{'batch':>6s}{'params ours':>13s}{'params peer':>13s}{'threads':>8s}{'ms/step':>11s}{'img/s':>10s}"
+)
 
 
 def format_peer_train(r: dict, ours_params: int) -> str:
-    return (f"{r['preset']:14s}{r['batch_size']:>6d}{ours_params:>13,d}{r['params']:>13,d}{r['threads']:>8d}"
-            f"{r['ms_per_step']:>11.0f}{r['images_per_s']:>10.1f}")
+    return (
+        f"{r['preset']:14s}{r['batch_size']:>6d}{ours_params:>13,d}{r['params']:>13,d}{r['threads']:>8d}"
+        f"{r['ms_per_step']:>11.0f}{r['images_per_s']:>10.1f}"
+    )
 
 
 def versions() -> dict:
@@ -170,8 +204,11 @@ def versions() -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
-    p.add_argument("--threads", default=",".join(map(str, THREADS)),
-                   help="torch thread counts to try, comma-separated; the fastest is reported")
+    p.add_argument(
+        "--threads",
+        default=",".join(map(str, THREADS)),
+        help="torch thread counts to try, comma-separated; the fastest is reported",
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
 

@@ -100,9 +100,16 @@ def bench_train(config: Config, batch_size: int, steps: int, repeats: int) -> di
     scan_flops = _flops(multi.compiled)
     step_flops = _flops(make_train_step(cfg).lower(data, box["state"]).lowered)
     flops = scan_flops / max(1, round(scan_flops / step_flops))
-    return {"batch_size": batch_size, "steps": steps, "repeats": repeats, "compile_s": compile_s,
-            "ms_per_step": per_step * 1e3, "images_per_s": batch_size / per_step,
-            "flops_per_step": flops, "flops_per_s": flops / per_step}
+    return {
+        "batch_size": batch_size,
+        "steps": steps,
+        "repeats": repeats,
+        "compile_s": compile_s,
+        "ms_per_step": per_step * 1e3,
+        "images_per_s": batch_size / per_step,
+        "flops_per_step": flops,
+        "flops_per_s": flops / per_step,
+    }
 
 
 def bench_sample(config: Config, num_images: int = NUM_IMAGES, sample_steps: int | None = None) -> dict:
@@ -117,13 +124,29 @@ def bench_sample(config: Config, num_images: int = NUM_IMAGES, sample_steps: int
     t0 = time.perf_counter()
     jax.block_until_ready(sample_images(cfg, model, jax.random.key(2), num_images))
     seconds = time.perf_counter() - t0
-    return {"num_images": num_images, "sample_steps": T, "seconds": seconds, "s_per_step": seconds / T,
-            "full_T": T_full, "full_seconds": seconds / T * T_full, "extrapolated": T != T_full,
-            "compile_s": max(first_s - seconds, 0.0)}
+    return {
+        "num_images": num_images,
+        "sample_steps": T,
+        "seconds": seconds,
+        "s_per_step": seconds / T,
+        "full_T": T_full,
+        "full_seconds": seconds / T * T_full,
+        "extrapolated": T != T_full,
+        "compile_s": max(first_s - seconds, 0.0),
+    }
 
 
-def bench_preset(preset: str | Config, batch_size: int, *, steps: int, repeats: int, sample_steps: int | None,
-                 num_images: int = NUM_IMAGES, peak_flops: float | None = None, sample: bool = True) -> dict:
+def bench_preset(
+    preset: str | Config,
+    batch_size: int,
+    *,
+    steps: int,
+    repeats: int,
+    sample_steps: int | None,
+    num_images: int = NUM_IMAGES,
+    peak_flops: float | None = None,
+    sample: bool = True,
+) -> dict:
     """Everything for one (preset, batch size): a flat dict of plain numbers (JSON-ready)."""
     config = get_preset(preset) if isinstance(preset, str) else preset
     out = {"preset": config.name, "params": num_params(config), **bench_train(config, batch_size, steps, repeats)}
@@ -137,19 +160,25 @@ def bench_preset(preset: str | Config, batch_size: int, *, steps: int, repeats: 
 
 def format_train(r: dict) -> str:
     frac = f"{100 * r['fraction_of_peak']:.0f}%" if "fraction_of_peak" in r else "-"
-    return (f"{r['preset']:14s}{r['batch_size']:>6d}{r['params'] / 1e6:>9.2f}M{r['compile_s']:>10.1f}"
-            f"{r['ms_per_step']:>11.0f}{r['images_per_s']:>10.1f}{r['flops_per_step'] / 1e9:>11.1f}"
-            f"{r['flops_per_s'] / 1e9:>10.1f}{frac:>8s}")
+    return (
+        f"{r['preset']:14s}{r['batch_size']:>6d}{r['params'] / 1e6:>9.2f}M{r['compile_s']:>10.1f}"
+        f"{r['ms_per_step']:>11.0f}{r['images_per_s']:>10.1f}{r['flops_per_step'] / 1e9:>11.1f}"
+        f"{r['flops_per_s'] / 1e9:>10.1f}{frac:>8s}"
+    )
 
 
-TRAIN_HEADER = (f"{'preset':14s}{'batch':>6s}{'params':>10s}{'compile s':>10s}{'ms/step':>11s}{'img/s':>10s}"
-                f"{'GFLOP/step':>11s}{'GFLOP/s':>10s}{'%peak':>8s}")
+TRAIN_HEADER = (
+    f"{'preset':14s}{'batch':>6s}{'params':>10s}{'compile s':>10s}{'ms/step':>11s}{'img/s':>10s}"
+    f"{'GFLOP/step':>11s}{'GFLOP/s':>10s}{'%peak':>8s}"
+)
 
 
 def format_sample(preset: str, s: dict) -> str:
     label = "extrapolated" if s["extrapolated"] else "measured"
-    return (f"{preset:14s}{s['num_images']:>7d}{s['sample_steps']:>7d}{s['s_per_step']:>10.3f}"
-            f"{s['full_seconds']:>10.1f}  (T={s['full_T']}, {label})")
+    return (
+        f"{preset:14s}{s['num_images']:>7d}{s['sample_steps']:>7d}{s['s_per_step']:>10.3f}"
+        f"{s['full_seconds']:>10.1f}  (T={s['full_T']}, {label})"
+    )
 
 
 SAMPLE_HEADER = f"{'preset':14s}{'images':>7s}{'steps':>7s}{'s/step':>10s}{'T steps s':>10s}"
@@ -171,8 +200,12 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", default=None, help="comma-separated; default per preset (see DEFAULTS)")
     p.add_argument("--steps", type=int, default=None, help="train steps per timed call (default per preset)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls, median taken (default per preset)")
-    p.add_argument("--sample-steps", type=int, default=None,
-                   help="sampling steps actually run (default per preset; fewer than T = extrapolated)")
+    p.add_argument(
+        "--sample-steps",
+        type=int,
+        default=None,
+        help="sampling steps actually run (default per preset; fewer than T = extrapolated)",
+    )
     p.add_argument("--num-images", type=int, default=NUM_IMAGES)
     p.add_argument("--no-sample", action="store_true", help="skip sampling")
 
@@ -182,8 +215,12 @@ def plan(args) -> list[tuple[str, int, dict]]:
     rows = []
     for preset in args.presets.split(","):
         d = defaults(preset)
-        opts = {"steps": args.steps or d["steps"], "repeats": args.repeats or d["repeats"],
-                "sample_steps": args.sample_steps or d["sample_steps"], "num_images": args.num_images}
+        opts = {
+            "steps": args.steps or d["steps"],
+            "repeats": args.repeats or d["repeats"],
+            "sample_steps": args.sample_steps or d["sample_steps"],
+            "num_images": args.num_images,
+        }
         for i, bs in enumerate(parse_ints(args.batch_sizes) or d["batch_sizes"]):
             rows.append((preset, bs, {**opts, "sample": not args.no_sample and i == 0}))  # sampling once per preset
     return rows
@@ -196,8 +233,11 @@ def main():
     args = p.parse_args()
 
     peak = matmul_flops_per_s()
-    print(f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}); "
-          f"2048x2048 float32 matmul: {peak / 1e9:.1f} GFLOP/s (the 'peak')", flush=True)
+    print(
+        f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}); "
+        f"2048x2048 float32 matmul: {peak / 1e9:.1f} GFLOP/s (the 'peak')",
+        flush=True,
+    )
     results = []
     for preset, bs, opts in plan(args):
         results.append(bench_preset(preset, bs, peak_flops=peak, **opts))

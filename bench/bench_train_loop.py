@@ -73,13 +73,19 @@ def main():
     base = get_preset(args.preset)
     base = base.replace(train={"batch_size": args.batch_size or base.train.batch_size})
     m = base.model
-    data = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1024, m.image_size, m.image_size, m.in_channels),
-                                                         dtype=np.uint8))
-    forms = {"scan + matmul (fit)": scan_form(base, args.steps, data),
-             "loop + xla (dropped)": loop_form(base.replace(model={"conv_impl": "xla"}), args.steps, data)}
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; backend {jax.default_backend()}; preset {args.preset}, "
-          f"batch {base.train.batch_size}, K = {args.steps}, {args.rounds} rounds; "
-          f"load average {os.getloadavg()[0]:.2f} before", flush=True)
+    data = jnp.asarray(
+        np.random.default_rng(0).integers(0, 256, (1024, m.image_size, m.image_size, m.in_channels), dtype=np.uint8)
+    )
+    forms = {
+        "scan + matmul (fit)": scan_form(base, args.steps, data),
+        "loop + xla (dropped)": loop_form(base.replace(model={"conv_impl": "xla"}), args.steps, data),
+    }
+    print(
+        f"CPU: {cpu_model()}, {os.cpu_count()} cores; backend {jax.default_backend()}; preset {args.preset}, "
+        f"batch {base.train.batch_size}, K = {args.steps}, {args.rounds} rounds; "
+        f"load average {os.getloadavg()[0]:.2f} before",
+        flush=True,
+    )
     for go in forms.values():
         go()  # compile and warm up, outside the timing
     times = {name: [] for name in forms}

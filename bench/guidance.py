@@ -56,13 +56,18 @@ def main(argv=None):
     ws = [float(w) for w in args.ws.split(",")]
     key = jax.random.key(args.seed)
     jax.block_until_ready(sample_guided(config, model, key, labels, ws[0], **sampler))  # compile once
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(f"{config.name}: {args.per_class} samples per digit, {args.sampler}"
-          f"{' ' + str(args.steps) + ' steps' if args.sampler == 'ddim' else ''}, seed {args.seed}, "
-          f"{jax.default_backend()} ({cpu})")
-    print(f"{'w':>5} {'accuracy':>9} {'worst cls':>9} {'frechet':>8} {'real':>7} {'ratio':>6} {'worst':>6} "
-          f"{'seconds':>8}")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    print(
+        f"{config.name}: {args.per_class} samples per digit, {args.sampler}"
+        f"{' ' + str(args.steps) + ' steps' if args.sampler == 'ddim' else ''}, seed {args.seed}, "
+        f"{jax.default_backend()} ({cpu})"
+    )
+    print(
+        f"{'w':>5} {'accuracy':>9} {'worst cls':>9} {'frechet':>8} {'real':>7} {'ratio':>6} {'worst':>6} {'seconds':>8}"
+    )
     rows = []
     for w in ws:
         start = time.perf_counter()
@@ -71,8 +76,10 @@ def main(argv=None):
         s = class_scores(to_uint8(images), labels)
         ratio = s["frechet"] / s["frechet_real"]
         rows.append((w, s))
-        print(f"{w:5.1f} {s['accuracy'].mean():9.3f} {s['accuracy'].min():9.3f} {s['frechet'].mean():8.2f} "
-              f"{s['frechet_real'].mean():7.2f} {ratio.mean():6.2f} {ratio.max():6.2f} {seconds:8.1f}")
+        print(
+            f"{w:5.1f} {s['accuracy'].mean():9.3f} {s['accuracy'].min():9.3f} {s['frechet'].mean():8.2f} "
+            f"{s['frechet_real'].mean():7.2f} {ratio.mean():6.2f} {ratio.max():6.2f} {seconds:8.1f}"
+        )
     best_w, best = max(rows, key=lambda r: r[1]["accuracy"].mean())
     print(f"per class at the most accurate w = {best_w}: accuracy, frechet / real")
     for c, a, f, r in zip(best["classes"], best["accuracy"], best["frechet"], best["frechet_real"]):

@@ -25,9 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules, also when imported
 
 import jax  # noqa: E402
+from bench_presets import add_common_args, bench_sample, bench_train, matmul_flops_per_s, num_params, plan  # noqa: E402
 
-from bench_presets import (add_common_args, bench_sample, bench_train, matmul_flops_per_s,  # noqa: E402
-                           num_params, plan)
 from nanoddpm_utils.config import get_preset  # noqa: E402
 
 
@@ -44,8 +43,14 @@ def machine() -> dict:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "python": platform.python_version(), "backend": jax.default_backend(),
-            "device": jax.devices()[0].device_kind, **versions}
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        **versions,
+    }
 
 
 def load() -> str:
@@ -62,54 +67,75 @@ def fmt(value, spec: str) -> str:
 
 
 def print_tables(rows: list[dict], peak: float) -> None:
-    print("\ntraining step: batch draw, q_sample, forward, MSE on eps, backward, clip, Adam, EMA "
-          "(ours: K steps in one lax.scan; peer: eager PyTorch, thr = the faster thread count of those tried)")
-    print(f"{'preset':14s}{'batch':>6s}{'params ours':>13s}{'params peer':>13s}{'ms/step ours':>14s}"
-          f"{'ms/step peer':>14s}{'thr':>4s}{'img/s ours':>12s}{'img/s peer':>12s}{'ours/peer':>11s}")
+    print(
+        "\ntraining step: batch draw, q_sample, forward, MSE on eps, backward, clip, Adam, EMA "
+        "(ours: K steps in one lax.scan; peer: eager PyTorch, thr = the faster thread count of those tried)"
+    )
+    print(
+        f"{'preset':14s}{'batch':>6s}{'params ours':>13s}{'params peer':>13s}{'ms/step ours':>14s}"
+        f"{'ms/step peer':>14s}{'thr':>4s}{'img/s ours':>12s}{'img/s peer':>12s}{'ours/peer':>11s}"
+    )
     for r in rows:
         o, p = r["ours"], r.get("peer", {})
-        print(f"{r['preset']:14s}{r['batch_size']:>6d}{o['params']:>13,d}{fmt(p.get('params'), ','):>13s}"
-              f"{o['ms_per_step']:>14.0f}{fmt(p.get('ms_per_step'), '.0f'):>14s}{fmt(p.get('threads'), 'd'):>4s}"
-              f"{o['images_per_s']:>12.1f}{fmt(p.get('images_per_s'), '.1f'):>12s}"
-              f"{ratio(o['images_per_s'], p.get('images_per_s')):>11s}")
+        print(
+            f"{r['preset']:14s}{r['batch_size']:>6d}{o['params']:>13,d}{fmt(p.get('params'), ','):>13s}"
+            f"{o['ms_per_step']:>14.0f}{fmt(p.get('ms_per_step'), '.0f'):>14s}{fmt(p.get('threads'), 'd'):>4s}"
+            f"{o['images_per_s']:>12.1f}{fmt(p.get('images_per_s'), '.1f'):>12s}"
+            f"{ratio(o['images_per_s'], p.get('images_per_s')):>11s}"
+        )
 
-    print(f"\nFLOP/s of the train step: XLA's cost analysis of our step / time per step; the peer's column "
-          f"divides the same count by its time (same architecture).\n'peak' = a jitted 2048x2048 float32 "
-          f"matmul here (the faster of two, at start and end): {peak / 1e9:.1f} GFLOP/s. "
-          "'compile s' = our step's XLA compile time (paid once per run)")
-    print(f"{'preset':14s}{'batch':>6s}{'GFLOP/step':>12s}{'compile s':>11s}{'GFLOP/s ours':>14s}{'%peak':>7s}"
-          f"{'GFLOP/s peer':>14s}{'%peak':>7s}")
+    print(
+        f"\nFLOP/s of the train step: XLA's cost analysis of our step / time per step; the peer's column "
+        f"divides the same count by its time (same architecture).\n'peak' = a jitted 2048x2048 float32 "
+        f"matmul here (the faster of two, at start and end): {peak / 1e9:.1f} GFLOP/s. "
+        "'compile s' = our step's XLA compile time (paid once per run)"
+    )
+    print(
+        f"{'preset':14s}{'batch':>6s}{'GFLOP/step':>12s}{'compile s':>11s}{'GFLOP/s ours':>14s}{'%peak':>7s}"
+        f"{'GFLOP/s peer':>14s}{'%peak':>7s}"
+    )
     for r in rows:
         o, p = r["ours"], r.get("peer", {})
         pf = o["flops_per_step"] / (p["ms_per_step"] / 1e3) if "ms_per_step" in p else None
-        print(f"{r['preset']:14s}{r['batch_size']:>6d}{o['flops_per_step'] / 1e9:>12.1f}{o['compile_s']:>11.1f}"
-              f"{o['flops_per_s'] / 1e9:>14.1f}{100 * o['flops_per_s'] / peak:>6.0f}%"
-              f"{fmt(pf and pf / 1e9, '.1f'):>14s}{(fmt(pf and 100 * pf / peak, '.0f') + '%') if pf else '-':>7s}")
+        print(
+            f"{r['preset']:14s}{r['batch_size']:>6d}{o['flops_per_step'] / 1e9:>12.1f}{o['compile_s']:>11.1f}"
+            f"{o['flops_per_s'] / 1e9:>14.1f}{100 * o['flops_per_s'] / peak:>6.0f}%"
+            f"{fmt(pf and pf / 1e9, '.1f'):>14s}{(fmt(pf and 100 * pf / peak, '.0f') + '%') if pf else '-':>7s}"
+        )
 
     sampled = [r for r in rows if "sample" in r["ours"]]
     if not sampled:
         return
-    print("\nDDPM sampling (ancestral, all T steps): ours = sample_images (one lax.scan, compiled by a first call); "
-          "peer = DDPMScheduler loop under no_grad.\n'steps run' were timed; the T-step time is that per-step "
-          "time x T, 'extrapolated' when fewer than T steps ran")
-    print(f"{'preset':14s}{'images':>7s}{'steps run':>11s}{'s/step ours':>13s}{'s/step peer':>13s}{'thr':>4s}"
-          f"{'T':>6s}{'T-step s ours':>15s}{'T-step s peer':>15s}{'ours/peer':>11s}  how")
+    print(
+        "\nDDPM sampling (ancestral, all T steps): ours = sample_images (one lax.scan, compiled by a first call); "
+        "peer = DDPMScheduler loop under no_grad.\n'steps run' were timed; the T-step time is that per-step "
+        "time x T, 'extrapolated' when fewer than T steps ran"
+    )
+    print(
+        f"{'preset':14s}{'images':>7s}{'steps run':>11s}{'s/step ours':>13s}{'s/step peer':>13s}{'thr':>4s}"
+        f"{'T':>6s}{'T-step s ours':>15s}{'T-step s peer':>15s}{'ours/peer':>11s}  how"
+    )
     for r in sampled:
         o, p = r["ours"]["sample"], r.get("peer", {}).get("sample", {})
         run = f"{o['sample_steps']}/{p['sample_steps']}" if p else f"{o['sample_steps']}"
         how = "extrapolated" if o["extrapolated"] or p.get("extrapolated") else "measured"
-        print(f"{r['preset']:14s}{o['num_images']:>7d}{run:>11s}{o['s_per_step']:>13.3f}"
-              f"{fmt(p.get('s_per_step'), '.3f'):>13s}{fmt(p.get('threads'), 'd'):>4s}{o['full_T']:>6d}"
-              f"{o['full_seconds']:>15.1f}{fmt(p.get('full_seconds'), '.1f'):>15s}"
-              f"{ratio(p.get('full_seconds'), o['full_seconds']):>11s}  {how}")
+        print(
+            f"{r['preset']:14s}{o['num_images']:>7d}{run:>11s}{o['s_per_step']:>13.3f}"
+            f"{fmt(p.get('s_per_step'), '.3f'):>13s}{fmt(p.get('threads'), 'd'):>4s}{o['full_T']:>6d}"
+            f"{o['full_seconds']:>15.1f}{fmt(p.get('full_seconds'), '.1f'):>15s}"
+            f"{ratio(p.get('full_seconds'), o['full_seconds']):>11s}  {how}"
+        )
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(p)
     p.add_argument("--no-peer", action="store_true", help="only our side (also automatic without torch/diffusers)")
-    p.add_argument("--json", default=str(Path(__file__).resolve().parent / "results.json"),
-                   help="write the results here (default: bench/results.json, git-ignored; '' to skip)")
+    p.add_argument(
+        "--json",
+        default=str(Path(__file__).resolve().parent / "results.json"),
+        help="write the results here (default: bench/results.json, git-ignored; '' to skip)",
+    )
     args = p.parse_args()
 
     t_start = time.perf_counter()
@@ -120,9 +146,11 @@ def main():
         except ImportError as e:
             print(f"peer skipped: {e} (pip install -e '.[bench]')")
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores; python {info['python']}; backend {info['backend']} "
-          f"({info['device']}); jax {info['jax']}, jaxlib {info['jaxlib']}, equinox {info['equinox']}, "
-          f"torch {info['torch']}, diffusers {info['diffusers']}")
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores; python {info['python']}; backend {info['backend']} "
+        f"({info['device']}); jax {info['jax']}, jaxlib {info['jaxlib']}, equinox {info['equinox']}, "
+        f"torch {info['torch']}, diffusers {info['diffusers']}"
+    )
     load_before = load()
     print(f"load average (1, 5, 15 min) at start: {load_before}", flush=True)
     peak = matmul_flops_per_s()
@@ -150,13 +178,25 @@ def main():
     peak = max(peak, matmul_flops_per_s())  # the better of two measurements, minutes apart: less load noise
     print_tables(rows, peak)
     wall = time.perf_counter() - t_start
-    print(f"\nload average at end: {load()}; wall time {wall / 60:.1f} min. The machine may be shared: absolute "
-          "numbers are noisy, compare the ratios.")
+    print(
+        f"\nload average at end: {load()}; wall time {wall / 60:.1f} min. The machine may be shared: absolute "
+        "numbers are noisy, compare the ratios."
+    )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "load_before": load_before, "load_after": load(), "wall_s": wall,
-                       "peak_flops_per_s": peak, "results": rows}, f, indent=1)
+            json.dump(
+                {
+                    "machine": info,
+                    "load_before": load_before,
+                    "load_after": load(),
+                    "wall_s": wall,
+                    "peak_flops_per_s": peak,
+                    "results": rows,
+                },
+                f,
+                indent=1,
+            )
         print(f"results: {args.json}")
 
 

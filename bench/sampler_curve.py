@@ -19,10 +19,10 @@ digits' floor), and the few-step goals (at 20 steps the best sampler as good as 
 
 import argparse
 import json
-from pathlib import Path
 import math
 import statistics
 import time
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -59,9 +59,11 @@ def load_model(run, name, step=None):
 
 def digits_goals(s, real):
     """The digits quality goals for one row of means over seeds (``classes_present`` the minimum over seeds)."""
-    return {"confidence": s["confidence"] >= real["confidence"] - 0.05,
-            "classes": s["classes_present_min"] == 10,
-            "frechet": s["frechet"] <= 1.25 * real["frechet"]}
+    return {
+        "confidence": s["confidence"] >= real["confidence"] - 0.05,
+        "classes": s["classes_present_min"] == 10,
+        "frechet": s["frechet"] <= 1.25 * real["frechet"],
+    }
 
 
 def parse_samplers(spec):
@@ -69,8 +71,10 @@ def parse_samplers(spec):
     for item in spec.split(","):
         name, _, spacing = item.partition(":")
         if name not in SAMPLERS or name == "ddpm" or spacing not in SPACINGS:
-            raise SystemExit(f"error: bad sampler {item!r}; write NAME:SPACING, NAME one of ddim, dpm++2m and "
-                             f"SPACING one of {', '.join(SPACINGS)}")
+            raise SystemExit(
+                f"error: bad sampler {item!r}; write NAME:SPACING, NAME one of ddim, dpm++2m and "
+                f"SPACING one of {', '.join(SPACINGS)}"
+            )
         out.append((name, spacing))
     return out
 
@@ -95,11 +99,18 @@ def main():
     p.add_argument("--num", type=int, default=360, help="samples per sampler and seed (default 360)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated sampling seeds (default 0,1,2)")
     p.add_argument("--steps", default="10,20,50,100,1000", help="step counts for the few-step samplers")
-    p.add_argument("--samplers", default="ddim:uniform,ddim:quadratic,ddim:trailing,dpm++2m:uniform,"
-                                         "dpm++2m:quadratic,dpm++2m:trailing", help="NAME:SPACING, comma-separated")
-    p.add_argument("--timing-rounds", type=int, default=3,
-                   help="rounds of the alternating speed comparison, DDPM-T against the best 20-step sampler "
-                        "(default 3; 0 skips it)")
+    p.add_argument(
+        "--samplers",
+        default="ddim:uniform,ddim:quadratic,ddim:trailing,dpm++2m:uniform,dpm++2m:quadratic,dpm++2m:trailing",
+        help="NAME:SPACING, comma-separated",
+    )
+    p.add_argument(
+        "--timing-rounds",
+        type=int,
+        default=3,
+        help="rounds of the alternating speed comparison, DDPM-T against the best 20-step sampler "
+        "(default 3; 0 skips it)",
+    )
     p.add_argument("--timing-num", type=int, default=64, help="images per timing round (default 64)")
     p.add_argument("--json", help="also write every figure to this JSON file")
     args = p.parse_args()
@@ -108,8 +119,11 @@ def main():
     T = config.diffusion.num_timesteps
     steps_list = [int(s) for s in args.steps.split(",")]
     runs = [("ddpm", T, "-")] + [(n, k, sp) for n, sp in parse_samplers(args.samplers) for k in steps_list if k <= T]
-    print(f"model: {source}; {args.num} samples per seed, seeds {seeds}; T = {T}; "
-          f"on {jax.devices()[0].device_kind} (jax {jax.__version__})", flush=True)
+    print(
+        f"model: {source}; {args.num} samples per seed, seeds {seeds}; T = {T}; "
+        f"on {jax.devices()[0].device_kind} (jax {jax.__version__})",
+        flush=True,
+    )
     results = {}
     for name, steps, spacing in runs:
         rows = []
@@ -118,18 +132,24 @@ def main():
             table = digits_quality_table(to_uint8(images), seed=seed)
             rows.append(dict(table["samples"], seconds=seconds, compile_seconds=compile_s))
             if name == "ddpm":
-                results.setdefault("real", []).append(table["real (held out)"] | {"seconds": 0.0,
-                                                                                   "compile_seconds": 0.0})
+                results.setdefault("real", []).append(
+                    table["real (held out)"] | {"seconds": 0.0, "compile_seconds": 0.0}
+                )
             print(f"    seed {seed}: compile {compile_s:.1f} s, sampling {seconds:.1f} s", flush=True)
         results[name, steps, spacing] = rows
         s = summarise(rows)
-        print(f"  done {name} {spacing} {steps}: {s['seconds']:.1f} s, Frechet {s['frechet']:.3f}, "
-              f"pixel Frechet {s['pixel_frechet']:.4f}", flush=True)
+        print(
+            f"  done {name} {spacing} {steps}: {s['seconds']:.1f} s, Frechet {s['frechet']:.3f}, "
+            f"pixel Frechet {s['pixel_frechet']:.4f}",
+            flush=True,
+        )
     summary = {key: summarise(rows) for key, rows in results.items()}
     ref = summary["ddpm", T, "-"]
-    header = (f"{'sampler':>8} {'spacing':>9} {'steps':>5} {'seconds':>8} {'speedup':>7} "
-              f"{'MLP Frechet':>15} {'MLP KID x1e3':>15} {'pixel Frechet':>15} {'pixel KID x1e3':>15} "
-              f"{'conf':>5} {'MLP':>4} {'pixel':>5} {'as good':>7} {'goals':>5}")
+    header = (
+        f"{'sampler':>8} {'spacing':>9} {'steps':>5} {'seconds':>8} {'speedup':>7} "
+        f"{'MLP Frechet':>15} {'MLP KID x1e3':>15} {'pixel Frechet':>15} {'pixel KID x1e3':>15} "
+        f"{'conf':>5} {'MLP':>4} {'pixel':>5} {'as good':>7} {'goals':>5}"
+    )
     real = summary["real"]
     print("\n" + header)
     for key, s in summary.items():
@@ -140,22 +160,37 @@ def main():
         verdict = as_good(s, ref, spread)
         s["verdict"] = verdict
         s["goals"] = digits_goals(s, real)
-        cells = "".join(f" {s[f] * (1e3 if 'kid' in f else 1):>7.3f}+-{s[f + '_sd'] * (1e3 if 'kid' in f else 1):<6.3f}"
-                        for f in FIGURES)
-        print(f"{name:>8} {spacing:>9} {steps:>5} {s['seconds']:>8.2f} {ref['seconds'] / s['seconds']:>6.1f}x{cells}"
-              f" {s['confidence']:>5.3f} {'yes' if verdict['mlp'] else 'no':>4} {'yes' if verdict['pixel'] else 'no':>5}"
-              f" {'yes' if verdict['as_good'] else 'no':>7} {'met' if all(s['goals'].values()) else 'no':>5}")
+        cells = "".join(
+            f" {s[f] * (1e3 if 'kid' in f else 1):>7.3f}+-{s[f + '_sd'] * (1e3 if 'kid' in f else 1):<6.3f}"
+            for f in FIGURES
+        )
+        print(
+            f"{name:>8} {spacing:>9} {steps:>5} {s['seconds']:>8.2f} {ref['seconds'] / s['seconds']:>6.1f}x{cells}"
+            f" {s['confidence']:>5.3f} {'yes' if verdict['mlp'] else 'no':>4} {'yes' if verdict['pixel'] else 'no':>5}"
+            f" {'yes' if verdict['as_good'] else 'no':>7} {'met' if all(s['goals'].values()) else 'no':>5}"
+        )
     r = real
-    print(f"{'real digits (floor)':>33}" + "".join(f" {r[f] * (1e3 if 'kid' in f else 1):>7.3f}+-"
-                                                 f"{r[f + '_sd'] * (1e3 if 'kid' in f else 1):<6.3f}" for f in FIGURES)
-          + f" {r['confidence']:>5.3f}")
-    print(f"(mean +- standard deviation over {len(seeds)} seeds; speedup: DDPM-{T} seconds / these seconds; "
-          f"compile seconds not included; conf: the MLP judges' mean confidence; goals: the digits goals, "
-          f"confidence within 0.05 of real, all ten classes in every seed, MLP Frechet <= 1.25x real)")
+    print(
+        f"{'real digits (floor)':>33}"
+        + "".join(
+            f" {r[f] * (1e3 if 'kid' in f else 1):>7.3f}+-{r[f + '_sd'] * (1e3 if 'kid' in f else 1):<6.3f}"
+            for f in FIGURES
+        )
+        + f" {r['confidence']:>5.3f}"
+    )
+    print(
+        f"(mean +- standard deviation over {len(seeds)} seeds; speedup: DDPM-{T} seconds / these seconds; "
+        f"compile seconds not included; conf: the MLP judges' mean confidence; goals: the digits goals, "
+        f"confidence within 0.05 of real, all ten classes in every seed, MLP Frechet <= 1.25x real)"
+    )
     g = ref["goals"]
-    print(f"digits goals, DDPM-{T}: confidence {ref['confidence']:.3f} vs real {real['confidence']:.3f} "
-          f"({'met' if g['confidence'] else 'not met'}); ten classes in every seed ({'met' if g['classes'] else 'not met'}); "
-          f"Frechet {ref['frechet']:.3f} = {ref['frechet'] / real['frechet']:.2f}x real ({'met' if g['frechet'] else 'not met'})")
+    print(
+        f"digits goals, DDPM-{T}: confidence {ref['confidence']:.3f} vs real {real['confidence']:.3f} "
+        f"({'met' if g['confidence'] else 'not met'}); "
+        f"ten classes in every seed ({'met' if g['classes'] else 'not met'}); "
+        f"Frechet {ref['frechet']:.3f} = {ref['frechet'] / real['frechet']:.2f}x real "
+        f"({'met' if g['frechet'] else 'not met'})"
+    )
     best_at = {}
     for k in (20, 50):
         good = [(key, s) for key, s in summary.items() if key != "real" and key[1] == k]
@@ -163,9 +198,11 @@ def main():
             best = min(good, key=lambda ks: sum(ks[1][f] / max(abs(ref[f]), 1e-12) for f in FIGURES))
             (name, _, spacing), s = best
             best_at[k] = (name, k, spacing)
-            print(f"goal at {k} steps: best {name} ({spacing}) as good as DDPM-{T} on both judges: "
-                  f"{'met' if s['verdict']['as_good'] else 'not met'} ({s['verdict']}); "
-                  f"{ref['seconds'] / s['seconds']:.0f}x faster in the table above")
+            print(
+                f"goal at {k} steps: best {name} ({spacing}) as good as DDPM-{T} on both judges: "
+                f"{'met' if s['verdict']['as_good'] else 'not met'} ({s['verdict']}); "
+                f"{ref['seconds'] / s['seconds']:.0f}x faster in the table above"
+            )
     timing = {}
     if 20 in best_at and args.timing_rounds > 0:
         # the rows above were timed minutes apart, under whatever else the machine ran meanwhile: time the two
@@ -175,18 +212,30 @@ def main():
         for _ in range(args.timing_rounds):
             for label, (n, steps, sp) in pair.items():
                 timing.setdefault(label, []).append(
-                    draw(config, model, n, steps, sp, jax.random.key(0), args.timing_num)[2])
+                    draw(config, model, n, steps, sp, jax.random.key(0), args.timing_num)[2]
+                )
         (slow, t_slow), (fast, t_fast) = ((label, statistics.median(v)) for label, v in timing.items())
-        print(f"speed, timed alternately ({args.timing_rounds} rounds of {args.timing_num} images, median): "
-              f"{slow} {t_slow:.2f} s, {fast} {t_fast:.2f} s: {t_slow / t_fast:.1f}x faster "
-              f"(goal 40x: {'met' if t_slow >= 40 * t_fast else 'not met'})")
+        print(
+            f"speed, timed alternately ({args.timing_rounds} rounds of {args.timing_num} images, median): "
+            f"{slow} {t_slow:.2f} s, {fast} {t_fast:.2f} s: {t_slow / t_fast:.1f}x faster "
+            f"(goal 40x: {'met' if t_slow >= 40 * t_fast else 'not met'})"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"source": source, "num": args.num, "seeds": seeds, "device": jax.devices()[0].device_kind,
-                       "rows": {"/".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in results.items()},
-                       "summary": {"/".join(map(str, k)) if isinstance(k, tuple) else k: v
-                                   for k, v in summary.items()},
-                       "timing": timing, "timing_num": args.timing_num}, f, indent=1)
+            json.dump(
+                {
+                    "source": source,
+                    "num": args.num,
+                    "seeds": seeds,
+                    "device": jax.devices()[0].device_kind,
+                    "rows": {"/".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in results.items()},
+                    "summary": {"/".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in summary.items()},
+                    "timing": timing,
+                    "timing_num": args.timing_num,
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

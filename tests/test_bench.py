@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCH))
 
 import bench_presets  # noqa: E402
 import run_all  # noqa: E402
+
 from nanoddpm_utils.config import get_preset  # noqa: E402
 
 
@@ -32,8 +33,9 @@ def smoke_result():
 def test_bench_preset_numbers(smoke_result):
     r = smoke_result
     assert r["preset"] == "smoke" and r["batch_size"] == 4
-    assert_positive_finite(r, ["params", "compile_s", "ms_per_step", "images_per_s", "flops_per_step", "flops_per_s",
-                               "fraction_of_peak"])
+    assert_positive_finite(
+        r, ["params", "compile_s", "ms_per_step", "images_per_s", "flops_per_step", "flops_per_s", "fraction_of_peak"]
+    )
     assert r["images_per_s"] == pytest.approx(4 / (r["ms_per_step"] / 1e3))
     s = r["sample"]
     assert_positive_finite(s, ["seconds", "s_per_step", "full_seconds"])

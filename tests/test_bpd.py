@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import oracle
 import pytest
 from scipy import stats
 
@@ -12,7 +13,6 @@ from nanoddpm_utils.data import load_digits
 from nanoddpm_utils.diffusion import q_sample
 from nanoddpm_utils.schedule import make_schedule
 from nanoddpm_utils.unet import make_model
-import oracle
 
 LOG2 = np.log(2.0)
 
@@ -46,8 +46,15 @@ def image():
 def test_oracle_terms_have_closed_forms(image, variance):
     T = 100
     schedule = make_schedule("linear", T)
-    out = bits_per_dim(make_oracle(schedule, image), schedule, np.stack([image] * 3), key=jax.random.key(0),
-                       batch_size=2, variance=variance, progress=False)
+    out = bits_per_dim(
+        make_oracle(schedule, image),
+        schedule,
+        np.stack([image] * 3),
+        key=jax.random.key(0),
+        batch_size=2,
+        variance=variance,
+        progress=False,
+    )
     b, abar, bt = betas64(T)
     x0 = (image.astype(np.float64) - 127.5) / 127.5
     # L_t, t >= 1: equal means, so KL(N(m, bt) || N(m, s2)) = 0.5 (log(s2 / bt) + bt / s2 - 1) per dimension
@@ -117,8 +124,9 @@ def test_one_kl_term_by_monte_carlo(variance):
     model = perturbed_unet()
     x0 = (load_digits("test")[0].astype(np.float32) - 127.5) / 127.5
     x_t = q_sample(schedule, jnp.asarray(x0), t, jax.random.normal(jax.random.key(3), x0.shape))
-    value = float(eqx.filter_jit(vb_terms_bpd)(model, schedule, jnp.asarray(x0), x_t, jnp.asarray(t),
-                                               variance=variance))
+    value = float(
+        eqx.filter_jit(vb_terms_bpd)(model, schedule, jnp.asarray(x0), x_t, jnp.asarray(t), variance=variance)
+    )
 
     b, abar, bt = betas64(T)
     xt, x0 = np.asarray(x_t, np.float64), x0.astype(np.float64)
@@ -132,8 +140,9 @@ def test_one_kl_term_by_monte_carlo(variance):
     p_mean, p_var = post_mean(x0_hat), (b[t] if variance == "fixedlarge" else bt[t])
     rng = np.random.default_rng(0)
     x_prev = q_mean[None] + np.sqrt(q_var) * rng.standard_normal((20000,) + x0.shape)
-    log_ratio = (stats.norm.logpdf(x_prev, q_mean[None], np.sqrt(q_var))
-                 - stats.norm.logpdf(x_prev, p_mean[None], np.sqrt(p_var)))
+    log_ratio = stats.norm.logpdf(x_prev, q_mean[None], np.sqrt(q_var)) - stats.norm.logpdf(
+        x_prev, p_mean[None], np.sqrt(p_var)
+    )
     per_sample = log_ratio.reshape(len(x_prev), -1).mean(1) / LOG2  # bits/dim of each draw
     mc, se = per_sample.mean(), per_sample.std() / np.sqrt(len(per_sample))
     assert value > 0.01
@@ -146,5 +155,6 @@ def test_rejects_bad_input():
     with pytest.raises(ValueError, match="uint8"):
         bits_per_dim(model, schedule, np.zeros((2, 8, 8, 1), np.float32), key=jax.random.key(0), progress=False)
     with pytest.raises(ValueError, match="batch_size"):
-        bits_per_dim(model, schedule, np.zeros((2, 8, 8, 1), np.uint8), key=jax.random.key(0), batch_size=0,
-                     progress=False)
+        bits_per_dim(
+            model, schedule, np.zeros((2, 8, 8, 1), np.uint8), key=jax.random.key(0), batch_size=0, progress=False
+        )

@@ -13,8 +13,9 @@ from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.state import init_state
 from nanoddpm_utils.train import fit
 
-CONFIG = get_preset("smoke").replace(train={"steps": 10, "log_every": 5, "steps_per_call": 5, "ckpt_every": 5,
-                                            "sample_every": 1000})
+CONFIG = get_preset("smoke").replace(
+    train={"steps": 10, "log_every": 5, "steps_per_call": 5, "ckpt_every": 5, "sample_every": 1000}
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,10 @@ def test_keeps_last_k_and_skips_corrupt(tmp_path, capsys):
     restored, _ = checkpoint.restore(tmp_path)
     assert int(restored.step) == 4
     err = capsys.readouterr().err
-    assert err == "warning: skipping checkpoint step_00000005.eqx: its checksum does not match (truncated or " \
-                  "corrupted); using step_00000004.eqx\n"  # one line, no file:line prefix
+    assert (
+        err == "warning: skipping checkpoint step_00000005.eqx: its checksum does not match (truncated or "
+        "corrupted); using step_00000004.eqx\n"
+    )  # one line, no file:line prefix
 
 
 def test_restore_a_given_file_verifies_it_and_names_the_cause(tmp_path):

@@ -24,6 +24,7 @@ RNG = np.random.default_rng(0)
 
 # --- helpers that write each layout ------------------------------------------------
 
+
 def _rows(images):
     """(N, 32, 32, 3) -> the official (N, 3072) rows, written index by index from the spec:
     byte c*1024 + y*32 + x holds channel c (R, G, B) of pixel (row y, column x)."""
@@ -37,8 +38,12 @@ def _rows(images):
 
 
 def _write_batch(file, images, labels, legacy_numpy_name=False):
-    batch = {b"batch_label": b"training batch", b"labels": [int(v) for v in labels], b"data": _rows(images),
-             b"filenames": [b"img_%d.png" % i for i in range(len(images))]}
+    batch = {
+        b"batch_label": b"training batch",
+        b"labels": [int(v) for v in labels],
+        b"data": _rows(images),
+        b"filenames": [b"img_%d.png" % i for i in range(len(images))],
+    }
     payload = pickle.dumps(batch, protocol=3)  # protocol 3: bytes stay bytes, arrays use _reconstruct
     if legacy_numpy_name:  # the real files were written by numpy 1 ("numpy.core")
         payload = payload.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
@@ -71,6 +76,7 @@ def _patch_kaggle(monkeypatch, folder, calls):
     def fake(handle, *args, **kwargs):
         calls.append(handle)
         return str(folder)
+
     monkeypatch.setattr(kagglehub, "dataset_download", fake)
     monkeypatch.setattr(kagglehub, "competition_download", fake)
 
@@ -78,11 +84,13 @@ def _patch_kaggle(monkeypatch, folder, calls):
 def _forbid_kaggle(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("kagglehub must not be called for a local path")
+
     monkeypatch.setattr(kagglehub, "dataset_download", fail)
     monkeypatch.setattr(kagglehub, "competition_download", fail)
 
 
 # --- CIFAR-10: pickled batches -------------------------------------------------------
+
 
 def test_cifar_batches_via_kagglehub(monkeypatch, batches_dir):
     root, images, labels = batches_dir
@@ -123,8 +131,11 @@ def _py2_pickle(obj) -> bytes:
 
         def save_py2_str(self, text):
             data = text.encode("latin1") if isinstance(text, str) else text
-            op = pickle.SHORT_BINSTRING + bytes([len(data)]) if len(data) < 256 else \
-                pickle.BINSTRING + len(data).to_bytes(4, "little")
+            op = (
+                pickle.SHORT_BINSTRING + bytes([len(data)])
+                if len(data) < 256
+                else pickle.BINSTRING + len(data).to_bytes(4, "little")
+            )
             self.write(op + data)
             self.memoize(text)
 
@@ -139,8 +150,12 @@ def test_cifar_batch_as_python2_wrote_it(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     images = RNG.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [3, 0, 9], b"data": _rows(images),
-             b"filenames": [b"a.png", b"b.png", b"c.png"]}
+    batch = {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": [3, 0, 9],
+        b"data": _rows(images),
+        b"filenames": [b"a.png", b"b.png", b"c.png"],
+    }
     payload = _py2_pickle(batch)
     assert b"numpy._core" in payload or b"numpy.core" in payload
     assert b"_codecs" not in payload  # no Python 3 bytes encoding: strings are BINSTRINGs as in the real files
@@ -179,7 +194,7 @@ def _nested_shared_labels() -> bytes:
 
 def _deep_labels(depth: int = 30_000) -> bytes:
     """A dict whose b'labels' is a list nested ``depth`` deep (two bytes a level, written opcode by opcode)."""
-    return (b"\x80\x03}" + b"C\x06labels" + b"]" * depth + b"a" * (depth - 1) + b"s.")
+    return b"\x80\x03}" + b"C\x06labels" + b"]" * depth + b"a" * (depth - 1) + b"s."
 
 
 U1 = np.dtype(np.uint8)
@@ -187,39 +202,63 @@ ZEROS = np.zeros((2, 3072), np.uint8)
 CRAFTED = {  # name: (payload, words the refusal must hold)
     "uninitialised 800 MB array (numpy.ndarray called)": (
         pickle.dumps({b"data": _Reduce(np.ndarray, (260_000, 3072), U1), b"labels": [0]}, protocol=3),
-        ["calls numpy.ndarray directly"]),
+        ["calls numpy.ndarray directly"],
+    ),
     "zero-stride view of a million rows": (
-        pickle.dumps({b"data": _Reduce(np.ndarray, (1_000_000, 3072), U1, b"\0" * 3072, 0, (0, 1)),
-                      b"labels": [0] * 100}, protocol=3),
-        ["calls numpy.ndarray directly"]),
+        pickle.dumps(
+            {b"data": _Reduce(np.ndarray, (1_000_000, 3072), U1, b"\0" * 3072, 0, (0, 1)), b"labels": [0] * 100},
+            protocol=3,
+        ),
+        ["calls numpy.ndarray directly"],
+    ),
     "an array state claiming 200,000 rows": (
         pickle.dumps({b"data": _ArrayWithState((1, (200_000, 3072), U1, False, b"")), b"labels": [0]}, protocol=3),
-        ["shape (200000, 3072)", "1..10000"]),
+        ["shape (200000, 3072)", "1..10000"],
+    ),
     "an array state with too few bytes": (
-        pickle.dumps({b"data": _ArrayWithState((1, (10, 3072), U1, False, b"\0" * 3072)), b"labels": [0]},
-                     protocol=3), ["holds 3072 bytes", "not exactly 30720"]),
-    "a float32 array": (pickle.dumps({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, protocol=3),
-                        ["dtype", "uint8"]),
+        pickle.dumps({b"data": _ArrayWithState((1, (10, 3072), U1, False, b"\0" * 3072)), b"labels": [0]}, protocol=3),
+        ["holds 3072 bytes", "not exactly 30720"],
+    ),
+    "a float32 array": (
+        pickle.dumps({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, protocol=3),
+        ["dtype", "uint8"],
+    ),
     "a Fortran-order array": (
-        pickle.dumps({b"data": np.asfortranarray(ZEROS), b"labels": [0, 1]}, protocol=3), ["Fortran order"]),
-    "two arrays": (pickle.dumps({b"data": ZEROS, b"labels": [0, 1], b"more": ZEROS.copy()}, protocol=3),
-                   ["more than one array"]),
+        pickle.dumps({b"data": np.asfortranarray(ZEROS), b"labels": [0, 1]}, protocol=3),
+        ["Fortran order"],
+    ),
+    "two arrays": (
+        pickle.dumps({b"data": ZEROS, b"labels": [0, 1], b"more": ZEROS.copy()}, protocol=3),
+        ["more than one array"],
+    ),
     "nested shared labels": (_nested_shared_labels(), ["b'labels' holds a list", "ints in 0..9"]),
     "labels nested 30,000 deep": (_deep_labels(), ["not b'data' and b'labels'"]),
-    "keys of mixed types": (pickle.dumps({b"data": ZEROS, "labels": [0, 1], 1: 2}, protocol=3),
-                            ["keys of type int, str", "all bytes"]),
-    "labels as bytes": (pickle.dumps({b"data": ZEROS, b"labels": [b"1", b"2"]}, protocol=3),
-                        ["b'labels' holds b'1'", "ints in 0..9"]),
+    "keys of mixed types": (
+        pickle.dumps({b"data": ZEROS, "labels": [0, 1], 1: 2}, protocol=3),
+        ["keys of type int, str", "all bytes"],
+    ),
+    "labels as bytes": (
+        pickle.dumps({b"data": ZEROS, b"labels": [b"1", b"2"]}, protocol=3),
+        ["b'labels' holds b'1'", "ints in 0..9"],
+    ),
     "a label of 10": (pickle.dumps({b"data": ZEROS, b"labels": [0, 10]}, protocol=3), ["holds 10"]),
-    "one label too many": (pickle.dumps({b"data": ZEROS, b"labels": [0, 1, 2]}, protocol=3),
-                           ["a list of 3", "not a list of 2 ints"]),
+    "one label too many": (
+        pickle.dumps({b"data": ZEROS, b"labels": [0, 1, 2]}, protocol=3),
+        ["a list of 3", "not a list of 2 ints"],
+    ),
     "wrong keys": (pickle.dumps({b"pixels": ZEROS}, protocol=3), ["keys b'pixels'", "not b'data' and b'labels'"]),
-    "rows of 100 bytes": (pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=3),
-                          ["shape (2, 100)", "(N, 3072)"]),
+    "rows of 100 bytes": (
+        pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=3),
+        ["shape (2, 100)", "(N, 3072)"],
+    ),
     "a memo slot of 2**30 (the unpickler would reserve 8 GB)": (
-        b"\x80\x03N" + b"r" + (2**30).to_bytes(4, "little") + b".", ["memo slot 1073741824"]),
-    "bytes claiming 800 MB": (b"\x80\x04\x8e" + (800_000_000).to_bytes(8, "little") + b"\0" * 10,
-                              ["not a complete pickle"]),
+        b"\x80\x03N" + b"r" + (2**30).to_bytes(4, "little") + b".",
+        ["memo slot 1073741824"],
+    ),
+    "bytes claiming 800 MB": (
+        b"\x80\x04\x8e" + (800_000_000).to_bytes(8, "little") + b"\0" * 10,
+        ["not a complete pickle"],
+    ),
     "truncated": (b"\x80\x03C\x10short", ["not a complete pickle"]),
     "not a dict": (pickle.dumps([ZEROS, [0, 1]], protocol=3), ["holds a list, not a dict"]),
 }
@@ -283,8 +322,11 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
     payload = pickle.dumps({b"data": _Evil(f"touch {pwned}"), b"labels": [0]}, protocol=3)
     (folder / "data_batch_1").write_bytes(payload)
     (folder / "test_batch").write_bytes(payload)
-    with pytest.raises(DataError, match=r"data_batch_1 is not a genuine CIFAR-10 batch: it asks for the global "
-                                        r"'(posix|os|nt)'\.'system'"):
+    with pytest.raises(
+        DataError,
+        match=r"data_batch_1 is not a genuine CIFAR-10 batch: it asks for the global "
+        r"'(posix|os|nt)'\.'system'",
+    ):
         load_cifar10(path=tmp_path)
     assert not pwned.exists()
     # the payload is live: an ordinary pickle.load would have run it
@@ -294,11 +336,18 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
 
 # --- CIFAR-10: PNG class folders -----------------------------------------------------
 
+
 def test_cifar_png_folders(monkeypatch, tmp_path):
     root = tmp_path / "dl" / "versions" / "1"
     imgs = RNG.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    files = {("train", "cat", "0001.png"): 0, ("train", "cat", "0002.png"): 1, ("train", "ship", "0003.png"): 2,
-             ("train", "ship", "0004.PNG"): 3, ("test", "cat", "0005.png"): 4, ("test", "ship", "0006.png"): 5}
+    files = {
+        ("train", "cat", "0001.png"): 0,
+        ("train", "cat", "0002.png"): 1,
+        ("train", "ship", "0003.png"): 2,
+        ("train", "ship", "0004.PNG"): 3,
+        ("test", "cat", "0005.png"): 4,
+        ("test", "ship", "0006.png"): 5,
+    }
     for (part, cls, name), i in files.items():
         _save_png(root / "cifar10" / part / cls / name, imgs[i])
     calls = []
@@ -315,6 +364,7 @@ def test_cifar_png_folders(monkeypatch, tmp_path):
 
 
 # --- CIFAR-10: the competition layout --------------------------------------------------
+
 
 def _make_competition(folder, imgs, names):
     import py7zr
@@ -356,6 +406,7 @@ def test_cifar_competition(monkeypatch, tmp_path):
 
     def no_second_extraction(*args, **kwargs):
         raise AssertionError("train.7z extracted twice")
+
     monkeypatch.setattr(py7zr, "SevenZipFile", no_second_extraction)
     np.testing.assert_array_equal(load_cifar10(path=folder), imgs)  # auto-detects the competition layout
     with pytest.raises(DataError, match="no labelled test split"):
@@ -392,6 +443,7 @@ def test_competition_interrupted_extraction_is_not_kept(monkeypatch, tmp_path):
 
 # --- kagglehub failures --------------------------------------------------------------
 
+
 @pytest.mark.parametrize("layout, fn", [("batches", "dataset_download"), ("competition", "competition_download")])
 def test_kaggle_failure_explains_credentials(monkeypatch, layout, fn):
     fake_key = "0123fake-kaggle-key-4567"
@@ -400,6 +452,7 @@ def test_kaggle_failure_explains_credentials(monkeypatch, layout, fn):
 
     def fail(handle, *args, **kwargs):
         raise RuntimeError(f"401 Client Error: Unauthorized for user someone key {fake_key}")
+
     monkeypatch.setattr(kagglehub, fn, fail)
     with pytest.raises(DataError) as info:
         load_cifar10(layout=layout)
@@ -423,6 +476,7 @@ def test_kaggle_failure_masks_every_secret_it_could_know(monkeypatch, tmp_path):
 
     def fail(handle, *args, **kwargs):  # the second key straddles the 200-character cut
         raise RuntimeError(f"denied for {file_key} and {token}" + " " * 123 + f"{file_key}\nsecond line")
+
     monkeypatch.setattr(kagglehub, "dataset_download", fail)
     with pytest.raises(DataError) as info:
         load_cifar10()

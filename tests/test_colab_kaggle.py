@@ -116,11 +116,14 @@ def test_colab_setup_saves_the_token_0600_for_subprocesses_without_printing_it(t
     assert not (tmp_path / ".kaggle" / "kaggle.json").exists()
     assert TOKEN not in r.stdout + r.stderr and "access_token" in r.stdout
     # kagglehub, in a fresh subprocess (as `!python -m nanoddpm_utils` is), finds it
-    probe = ("from kagglehub.config import get_kaggle_credentials as g; c = g(); "
-             "print('token' if c and c.api_key else 'none')")
+    probe = (
+        "from kagglehub.config import get_kaggle_credentials as g; c = g(); "
+        "print('token' if c and c.api_key else 'none')"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                         env={**env, "HOME": str(tmp_path)})
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env={**env, "HOME": str(tmp_path)}
+    )
     assert out.stdout.strip() == "token", out.stderr
 
 
@@ -135,8 +138,9 @@ def test_a_training_run_holds_no_credential_in_any_file(tmp_path, monkeypatch, c
     monkeypatch.setenv("KAGGLE_USERNAME", "learner")
     monkeypatch.setenv("KAGGLE_KEY", LEGACY_KEY)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    config = get_preset("smoke").replace(train={"steps": 5, "steps_per_call": 5, "log_every": 5, "ckpt_every": 5,
-                                                "sample_every": 5})
+    config = get_preset("smoke").replace(
+        train={"steps": 5, "steps_per_call": 5, "log_every": 5, "ckpt_every": 5, "sample_every": 5}
+    )
     run_dir = tmp_path / "run"
     with Tracker(run_dir, config.to_dict(), name="credentials") as tracker:
         train.fit(config, load_digits("train"), run_dir=run_dir, tracker=tracker)

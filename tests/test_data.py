@@ -12,6 +12,7 @@ from nanoddpm_utils.images import DataError, to_model_range, to_uint8
 
 # --- scikit-learn digits -------------------------------------------------------------
 
+
 def test_digits_scaling_shapes_and_split():
     from sklearn.datasets import load_digits as sk
 
@@ -39,6 +40,7 @@ def test_bad_split():
 
 
 # --- a local image folder ----------------------------------------------------------
+
 
 def test_image_folder(tmp_path):
     imgs = RNG.integers(0, 256, (3, 16, 12, 3), dtype=np.uint8)
@@ -86,6 +88,7 @@ def test_load_dataset_presets():
 
 # --- batches on device ------------------------------------------------------------------
 
+
 def test_get_batch_draws_from_data():
     data = jnp.asarray(np.arange(5, dtype=np.uint8)[:, None, None, None] * 50 * np.ones((1, 4, 6, 2), np.uint8))
     x = get_batch(jax.random.PRNGKey(0), data, 64, False)
@@ -114,6 +117,7 @@ def test_get_batch_flips_and_jits():
             is_orig, is_flip = np.allclose(xi, original, atol=2e-7), np.allclose(xi, flipped, atol=2e-7)
             assert is_orig or is_flip
             seen.append(is_flip)
-        np.testing.assert_allclose(np.asarray(batched(key, data, 16, False)), np.broadcast_to(original, x.shape),
-                                   rtol=0, atol=2e-7)  # never flipped without random_flip
+        np.testing.assert_allclose(
+            np.asarray(batched(key, data, 16, False)), np.broadcast_to(original, x.shape), rtol=0, atol=2e-7
+        )  # never flipped without random_flip
     assert 0.25 < np.mean(seen) < 0.75  # both orientations, about half each

@@ -55,8 +55,7 @@ def test_each_step_goes_to_the_next_listed_timestep():
             return jnp.zeros_like(x)
 
     x_T = jnp.ones((1, 2, 2, 1))
-    x = ddim_sample_loop(Recorder(), schedule, jax.random.key(0), (1, 2, 2, 1), num_steps=S, x_T=x_T,
-                         clip_x0=False)
+    x = ddim_sample_loop(Recorder(), schedule, jax.random.key(0), (1, 2, 2, 1), num_steps=S, x_T=x_T, clip_x0=False)
     assert seen == list(ts)
     # with eps = 0 and eta = 0 each step rescales by sqrt(abar_prev / abar_t), so the product telescopes
     # to 1 / sqrt(abar_{T-1}) only if every step's t_prev is the next listed timestep
@@ -95,8 +94,9 @@ def test_eta1_on_all_steps_is_ddpm_with_posterior_variance(clip_x0):
     ddim = ddim_sample_loop(Shrink(), schedule, key, shape, num_steps=40, eta=1.0, clip_x0=clip_x0)
     ddpm = p_sample_loop(Shrink(), schedule, key, shape, variance="fixedsmall", clip_x0=clip_x0)
     np.testing.assert_allclose(ddim, ddpm, rtol=1e-4, atol=1e-4)
-    assert not np.allclose(ddim, ddim_sample_loop(Shrink(), schedule, key, shape, num_steps=40, eta=0.0,
-                                                  clip_x0=clip_x0))
+    assert not np.allclose(
+        ddim, ddim_sample_loop(Shrink(), schedule, key, shape, num_steps=40, eta=0.0, clip_x0=clip_x0)
+    )
 
 
 def test_compiles_once_per_shape(image):

@@ -72,8 +72,9 @@ def test_predict_x0_from_eps_inverts_q_sample():
     x0 = jnp.linspace(-1, 1, 12)
     eps = jnp.cos(jnp.arange(12.0))
     for t in (0, 100, 900):
-        np.testing.assert_allclose(D.predict_x0_from_eps(SCHED, D.q_sample(SCHED, x0, t, eps), t, eps), x0,
-                                   atol=5e-4 if t == 900 else 1e-5)
+        np.testing.assert_allclose(
+            D.predict_x0_from_eps(SCHED, D.q_sample(SCHED, x0, t, eps), t, eps), x0, atol=5e-4 if t == 900 else 1e-5
+        )
 
 
 def test_model_variance_choices():
@@ -101,15 +102,18 @@ def test_normal_kl_against_numerical_integral():
     ref = np.trapezoid(p * (np.log(p) - np.log(q)), x)
     kl = D.normal_kl(jnp.array(m1), jnp.log(jnp.array(s1**2)), jnp.array(m2), jnp.log(jnp.array(s2**2)))
     np.testing.assert_allclose(kl, ref, rtol=1e-4)
-    assert float(D.normal_kl(jnp.array(1.0), jnp.array(0.2), jnp.array(1.0), jnp.array(0.2))) == pytest.approx(0, abs=1e-7)
+    assert float(D.normal_kl(jnp.array(1.0), jnp.array(0.2), jnp.array(1.0), jnp.array(0.2))) == pytest.approx(
+        0, abs=1e-7
+    )
 
 
 def test_discretized_gaussian_log_likelihood_against_scipy():
     levels = np.arange(256)
     x = levels / 127.5 - 1.0
     mean, std = 0.1, 0.05
-    logp = D.discretized_gaussian_log_likelihood(jnp.asarray(x, jnp.float32), jnp.float32(mean),
-                                                 jnp.log(jnp.float32(std)))
+    logp = D.discretized_gaussian_log_likelihood(
+        jnp.asarray(x, jnp.float32), jnp.float32(mean), jnp.log(jnp.float32(std))
+    )
     lo = np.where(levels == 0, -np.inf, x - 1 / 255)
     hi = np.where(levels == 255, np.inf, x + 1 / 255)
     ref = stats.norm.cdf(hi, mean, std) - stats.norm.cdf(lo, mean, std)

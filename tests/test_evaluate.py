@@ -5,11 +5,21 @@ from the first, the "as good" verdict, and the like-for-like floor."""
 import numpy as np
 import pytest
 
-from nanoddpm_utils.data import load_digits
 from nanoddpm_utils import evaluate
-from nanoddpm_utils.evaluate import (as_good, copy_distances, digits_judges, digits_quality_table, frechet_distance,
-                                     kid, kid_with_error, knn_radii, nearest_neighbours, pixel_judge,
-                                     precision_recall)
+from nanoddpm_utils.data import load_digits
+from nanoddpm_utils.evaluate import (
+    as_good,
+    copy_distances,
+    digits_judges,
+    digits_quality_table,
+    frechet_distance,
+    kid,
+    kid_with_error,
+    knn_radii,
+    nearest_neighbours,
+    pixel_judge,
+    precision_recall,
+)
 
 
 def with_moments(rng, n, mean, cov):
@@ -60,6 +70,7 @@ def test_each_judge_holds_out_a_random_fifth_of_the_digits_and_recognises_it():
     shares = np.bincount(judges[0].held_out_labels, minlength=10) / 360
     assert shares.max() - shares.min() > 0.02
 
+
 def test_the_floor_is_scored_on_sets_of_the_samples_size():
     real = load_digits("test")
     small, full = digits_quality_table(real[:64]), digits_quality_table(real)
@@ -102,7 +113,7 @@ def test_kid_is_the_unbiased_mmd_of_the_pairs():
     # kid_with_error computes the reference's own term once and shares it: the same figures as pair by pair
     big_a = rng.normal(size=(20, 3))
     value, se = kid_with_error(big_a, b, num_subsets=4)
-    subsets = [kid_by_pairs(big_a[i:i + 5], b) for i in range(0, 20, 5)]
+    subsets = [kid_by_pairs(big_a[i : i + 5], b) for i in range(0, 20, 5)]
     assert value == pytest.approx(kid_by_pairs(big_a, b), rel=1e-10)
     assert se == pytest.approx(np.std(subsets, ddof=1) / 2, rel=1e-8)
     with pytest.raises(ValueError, match="at least 2"):
@@ -246,8 +257,9 @@ def test_the_pixel_judge_shares_nothing_with_the_mlp_judges(monkeypatch):
     np.testing.assert_allclose(np.abs(theirs), np.abs(mine), atol=1e-6)  # each component up to its sign
     # its own split: not any MLP judge's
     for mlp in digits_judges():
-        assert not np.array_equal(np.sort(mlp.held_out_labels), np.sort(judge.held_out_labels)) or \
-            not np.array_equal(mlp.held_out, judge.held_out)
+        assert not np.array_equal(np.sort(mlp.held_out_labels), np.sort(judge.held_out_labels)) or not np.array_equal(
+            mlp.held_out, judge.held_out
+        )
     accuracy = np.mean(judge.probabilities(judge.held_out).argmax(1) == judge.held_out_labels)
     assert accuracy > 0.97
 

@@ -28,7 +28,7 @@ def _load(name):
 ex = _load("execute_notebooks")
 sync = ex.sync
 
-NOTEBOOK = '''\
+NOTEBOOK = """\
 # %% [markdown]
 # # A small notebook
 
@@ -77,7 +77,7 @@ bar2.value = 3
 bar2.description = ""
 display(widgets.IntSlider(5))  # no picture, no progress: nothing a reader could use
 print("done")
-'''
+"""
 
 
 def pngs(nb):
@@ -97,11 +97,15 @@ def test_outputs_hash_and_mode_are_written(executed):
     py, out = executed
     nb = nbformat.read(out, as_version=4)
     record = nb.metadata[sync.EXECUTED_KEY]
-    assert {k: v for k, v in record.items() if k != "package_sha256"} == {"code_sha256": sync.code_hash(nb), "mode": "full"}
+    assert {k: v for k, v in record.items() if k != "package_sha256"} == {
+        "code_sha256": sync.code_hash(nb),
+        "mode": "full",
+    }
     # the package files the kernel loaded, each with its hash (no weights: nanoddpm_utils.pretrained was not loaded)
     assert set(record["package_sha256"]) == {"nanoddpm_utils/__init__.py", "nanoddpm_utils/embedding.py"}
-    assert record["package_sha256"]["nanoddpm_utils/embedding.py"] == \
-        sync.file_sha256(ROOT / "nanoddpm_utils" / "embedding.py")
+    assert record["package_sha256"]["nanoddpm_utils/embedding.py"] == sync.file_sha256(
+        ROOT / "nanoddpm_utils" / "embedding.py"
+    )
     assert "a horse" in str(sync.code_cells(nb)[1].outputs)  # real data (no stand-in): tagged outputs stay
     assert sync.code_hash(nb) == sync.code_hash(sync.notebook_from_py(py.read_text()))
     # the cells are exactly what sync_notebooks.py makes of the .py, plus outputs
@@ -123,9 +127,11 @@ def test_figures_are_pngs_at_the_chosen_dpi_and_widgets_their_picture(executed):
 def test_a_progress_bar_shows_its_final_state_and_a_bare_widget_goes(executed):
     nb = nbformat.read(executed[1], as_version=4)
     last = sync.code_cells(nb)[-1].outputs
-    assert [(o.output_type, o.get("name"), o.get("text")) for o in last] == \
-        [("stream", "stderr", "steps: 100% 40/40 [00:01<00:00]\n"), ("stream", "stderr", "sampling:   0% 0/3\n"),
-         ("stream", "stdout", "done\n")]
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in last] == [
+        ("stream", "stderr", "steps: 100% 40/40 [00:01<00:00]\n"),
+        ("stream", "stderr", "sampling:   0% 0/3\n"),
+        ("stream", "stdout", "done\n"),
+    ]
 
 
 def test_no_local_paths(executed):
@@ -157,10 +163,13 @@ def test_the_notebook_test_catches_code_changed_after_execution(executed, tmp_pa
     assert not sync.carry_outputs(sync.notebook_from_py(executed[0].read_text().replace("** 2", "** 3")), nb)
 
 
-@pytest.mark.parametrize("cell, expected", [
-    ("raise ValueError('a bug')", "ValueError"),
-    ("import warnings\nwarnings.warn('our own code warns')", "our own code warns"),
-])
+@pytest.mark.parametrize(
+    "cell, expected",
+    [
+        ("raise ValueError('a bug')", "ValueError"),
+        ("import warnings\nwarnings.warn('our own code warns')", "our own code warns"),
+    ],
+)
 def test_refused(cell, expected, tmp_path):
     py, out = tmp_path / "bad.py", tmp_path / "bad.ipynb"
     py.write_text(f"# %% [markdown]\n# # Bad\n\n# %%\nprint('fine')\n\n# %%\n{cell}\n")
@@ -171,8 +180,10 @@ def test_refused(cell, expected, tmp_path):
 
 def test_clean_and_check_on_outputs():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
-    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"saved {ex.ROOT}/runs/a and {ex.NOTEBOOKS}/b\n"),
-                           nbformat.v4.new_output("execute_result", data={"text/plain": f"'{sys.prefix}/lib/x.py'"})]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved {ex.ROOT}/runs/a and {ex.NOTEBOOKS}/b\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"'{sys.prefix}/lib/x.py'"}),
+    ]
     assert ex.check_and_clean(nb, "n") == []
     assert nb.cells[0].outputs[0]["text"] == "saved ../runs/a and ./b\n"
     assert str(ex.ROOT) not in nb.cells[0].outputs[1]["data"]["text/plain"]
@@ -191,8 +202,9 @@ def test_a_smoke_run_without_the_data_reads_a_stand_in_and_says_so(tmp_path, mon
     monkeypatch.setenv("NANODDPM_CIFAR10_DIR", "/data/cifar10")
     assert ex.stand_in_env("06_train_cifar10", "smoke", tmp_path) == {}  # a folder of the real data wins
     site = _load("build_site")
-    nb = nbformat.v4.new_notebook(metadata={sync.EXECUTED_KEY: {"code_sha256": "x", "mode": "smoke",
-                                                                "stand_in": "NANODDPM_CIFAR10_DIR"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={sync.EXECUTED_KEY: {"code_sha256": "x", "mode": "smoke", "stand_in": "NANODDPM_CIFAR10_DIR"}}
+    )
     assert "stand-in" in site.note_cell(nb)
     nb.metadata[sync.EXECUTED_KEY].pop("stand_in")
     assert "smoke mode" in site.note_cell(nb) and "stand-in" not in site.note_cell(nb)
@@ -227,8 +239,10 @@ def test_a_run_on_a_stand_in_drops_the_outputs_that_need_real_data(tmp_path, mon
     monkeypatch.delenv("NANODDPM_TEST_DATA", raising=False)
     monkeypatch.setitem(ex.STAND_INS, "blobs", "NANODDPM_TEST_DATA")
     py, out = tmp_path / "blobs.py", tmp_path / "blobs.ipynb"
-    py.write_text('# %% [markdown]\n# # Blobs\n\n# %% tags=["needs-real-data"]\nprint("a horse")\n\n'
-                  '# %%\nprint("the loss went down")\n')
+    py.write_text(
+        '# %% [markdown]\n# # Blobs\n\n# %% tags=["needs-real-data"]\nprint("a horse")\n\n'
+        '# %%\nprint("the loss went down")\n'
+    )
     ex.execute(py, out, "smoke", timeout=120, cwd=tmp_path)
     nb = nbformat.read(out, as_version=4)
     assert [c.outputs for c in sync.code_cells(nb)][0] == []

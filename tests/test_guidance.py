@@ -24,8 +24,10 @@ COND = SMOKE.replace(model={"num_classes": 10}, diffusion={"num_timesteps": 8})
 
 def _perturbed(model):
     """The model with every float weight moved off its init (conv_out starts at zero: outputs would all be 0)."""
+
     def move(a):
         return a + 0.05 * jnp.sin(jnp.arange(a.size, dtype=a.dtype).reshape(a.shape)) if eqx.is_inexact_array(a) else a
+
     return jax.tree_util.tree_map(move, model)
 
 
@@ -102,8 +104,7 @@ def test_training_drops_labels_at_the_configured_rate(p):
     B = 4096
     x0 = jnp.zeros((B, 2, 2, 1))
     labels = jnp.ones((B,), jnp.int32)
-    loss = float(batch_loss(_LabelEcho(), make_schedule("linear", 10), x0, jax.random.key(0), jnp.float32,
-                            labels, p))
+    loss = float(batch_loss(_LabelEcho(), make_schedule("linear", 10), x0, jax.random.key(0), jnp.float32, labels, p))
     expected = 1 + (1 - p) + 100 * p
     se = 99 * np.sqrt(p * (1 - p) / B) + 0.05  # the dropout draw, plus the noise's own spread
     assert abs(loss - expected) <= 5 * se
@@ -201,18 +202,21 @@ def runs(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("run, flags, words", [
-    ("uncond", ["--label", "7"], ["unconditional", "--label"]),
-    ("uncond", ["--label", "all"], ["unconditional"]),
-    ("uncond", ["--guidance", "2"], ["unconditional", "--guidance"]),
-    ("cond", ["--label", "10"], ["[10] outside", "0 .. 9"]),
-    ("cond", ["--label", "3,12", "--guidance", "2"], ["[12] outside"]),
-    ("cond", ["--label", "3", "--guidance", "-1"], ["--guidance", ">= 0"]),
-    ("cond", ["--label", "3", "--guidance", "nan"], ["--guidance", ">= 0"]),
-    ("cond", ["--label", "seven"], ["--label", "not a class number"]),
-    ("cond", ["--label", "-1"], ["--label", ">= 0"]),
-    ("cond", ["--guidance", "3"], ["--guidance needs --label"]),
-])
+@pytest.mark.parametrize(
+    "run, flags, words",
+    [
+        ("uncond", ["--label", "7"], ["unconditional", "--label"]),
+        ("uncond", ["--label", "all"], ["unconditional"]),
+        ("uncond", ["--guidance", "2"], ["unconditional", "--guidance"]),
+        ("cond", ["--label", "10"], ["[10] outside", "0 .. 9"]),
+        ("cond", ["--label", "3,12", "--guidance", "2"], ["[12] outside"]),
+        ("cond", ["--label", "3", "--guidance", "-1"], ["--guidance", ">= 0"]),
+        ("cond", ["--label", "3", "--guidance", "nan"], ["--guidance", ">= 0"]),
+        ("cond", ["--label", "seven"], ["--label", "not a class number"]),
+        ("cond", ["--label", "-1"], ["--label", ">= 0"]),
+        ("cond", ["--guidance", "3"], ["--guidance needs --label"]),
+    ],
+)
 def test_cli_refuses_labels_and_guidance_it_cannot_use(runs, capsys, run, flags, words):
     out = runs / "out.npz"
     code, io_ = _cli(capsys, ["sample", "--run", runs / run, "--out", out, "--num", 2, *flags])
@@ -227,13 +231,17 @@ def test_cli_samples_a_label_a_list_and_all(runs, capsys):
     from nanoddpm_utils.images import image_grid
 
     one = runs / "seven.npz"
-    assert _cli(capsys, ["sample", "--run", runs / "cond", "--out", one, "--num", 3, "--label", 7,
-                         "--guidance", 2.5])[0] == 0
+    assert (
+        _cli(capsys, ["sample", "--run", runs / "cond", "--out", one, "--num", 3, "--label", 7, "--guidance", 2.5])[0]
+        == 0
+    )
     with np.load(one) as f:
         assert f["samples"].shape == (3, 8, 8, 1) and f["labels"].tolist() == [7, 7, 7] and f["guidance"] == 2.5
     # the same images as the package's guided sampler from the same seed
-    config, model = COND.replace(name="smoke_cond"), _perturbed(make_model(COND, key=jax.random.split(
-        jax.random.key(0))[0]))
+    config, model = (
+        COND.replace(name="smoke_cond"),
+        _perturbed(make_model(COND, key=jax.random.split(jax.random.key(0))[0])),
+    )
     ref = sample_guided(config, model, jax.random.key(0), [7, 7, 7], 2.5)
     np.testing.assert_allclose(np.load(one)["samples"], np.clip((np.asarray(ref) + 1) / 2, 0, 1), atol=1e-5)
 
@@ -243,9 +251,14 @@ def test_cli_samples_a_label_a_list_and_all(runs, capsys):
         assert f["labels"].tolist() == [c for c in range(10) for _ in range(2)] and f["guidance"] == 1.0
         rows = image_grid(f["samples"] * 2 - 1, nrow=2)
     from PIL import Image
+
     png = np.asarray(Image.open(grid.with_suffix(".png")))
     assert png.shape[0] / png.shape[1] == pytest.approx(rows.shape[0] / rows.shape[1])  # ten rows of two
     lst = runs / "list.npz"
-    assert _cli(capsys, ["sample", "--run", runs / "cond", "--out", lst, "--num", 1, "--label", "0,3,5",
-                         "--guidance", 0])[0] == 0
+    assert (
+        _cli(capsys, ["sample", "--run", runs / "cond", "--out", lst, "--num", 1, "--label", "0,3,5", "--guidance", 0])[
+            0
+        ]
+        == 0
+    )
     assert np.load(lst)["labels"].tolist() == [0, 3, 5]

@@ -80,8 +80,12 @@ def package_imports(path: Path, known: set[str]):
             names = [a.name for a in node.names]
             if not base:  # from . import x: x is a module, or a name of the package's __init__
                 for name in names:
-                    yield (name if name in known else "__init__"), ([] if name in known else [name]), \
-                        id(node) in inner, None
+                    yield (
+                        (name if name in known else "__init__"),
+                        ([] if name in known else [name]),
+                        id(node) in inner,
+                        None,
+                    )
             else:
                 target = "cli" if base[0] in ("cli", "__main__") else ".".join(base)
                 yield target, names, id(node) in inner, None
@@ -99,8 +103,9 @@ def graph():
                     lazy.append(f"{where}: imports {target or third_party} inside a function")
                 if target is None:
                     continue
-                private += [f"{where}: from {target} import {n}" for n in names if n.startswith("_")
-                            and not n.startswith("__")]
+                private += [
+                    f"{where}: from {target} import {n}" for n in names if n.startswith("_") and not n.startswith("__")
+                ]
                 if target != node:
                     edges.setdefault(node, set()).add(target)
     return found, edges, private, lazy
@@ -112,14 +117,19 @@ FLOOR = {name: i for i, floor in enumerate(FLOORS) for name in floor}
 
 def test_every_module_has_a_floor():
     unknown = sorted(set(FOUND) - set(FLOOR))
-    assert not unknown, (f"module(s) {unknown} have no floor: place them in FLOORS in tests/test_layering.py, "
-                         "above every module they import and below every module that imports them")
+    assert not unknown, (
+        f"module(s) {unknown} have no floor: place them in FLOORS in tests/test_layering.py, "
+        "above every module they import and below every module that imports them"
+    )
 
 
 def test_imports_go_only_downward():
-    upward = [f"{a} (floor {FLOOR[a]}) imports {b} (floor {FLOOR.get(b)})"
-              for a, targets in sorted(EDGES.items()) for b in sorted(targets)
-              if a in FLOOR and (b not in FLOOR or FLOOR[b] >= FLOOR[a])]
+    upward = [
+        f"{a} (floor {FLOOR[a]}) imports {b} (floor {FLOOR.get(b)})"
+        for a, targets in sorted(EDGES.items())
+        for b in sorted(targets)
+        if a in FLOOR and (b not in FLOOR or FLOOR[b] >= FLOOR[a])
+    ]
     assert not upward, "imports that do not go down the floors: " + "; ".join(upward)
 
 
@@ -130,7 +140,7 @@ def test_no_import_cycle():
         state[node] = 1
         for nxt in sorted(EDGES.get(node, ())):
             if state.get(nxt) == 1:
-                pytest.fail("import cycle: " + " -> ".join(path[path.index(nxt):] + [nxt]))
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(nxt) :] + [nxt]))
             if nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -145,13 +155,19 @@ def test_no_private_name_crosses_modules():
 
 
 def test_imports_at_module_level():
-    assert not LAZY, ("imports inside functions (move them to the top of the module; only the optional heavy "
-                      f"dependencies {sorted(LAZY_OK)} and the command line may wait): " + "; ".join(LAZY))
+    assert not LAZY, (
+        "imports inside functions (move them to the top of the module; only the optional heavy "
+        f"dependencies {sorted(LAZY_OK)} and the command line may wait): " + "; ".join(LAZY)
+    )
 
 
 def test_no_module_over_the_limit():
-    long = [f"{p.relative_to(PACKAGE)}: {n} lines" for paths in FOUND.values() for p in paths
-            if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    long = [
+        f"{p.relative_to(PACKAGE)}: {n} lines"
+        for paths in FOUND.values()
+        for p in paths
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    ]
     assert not long, f"modules over {MAX_LINES} lines (split them along their jobs): " + "; ".join(long)
 
 

@@ -35,7 +35,7 @@ def test_conv_against_numpy_loop():
     ref = np.zeros((5, 5, 3), np.float32)
     for i in range(5):
         for j in range(5):
-            ref[i, j] = np.einsum("abc,abco->o", xp[i:i + 3, j:j + 3], w)
+            ref[i, j] = np.einsum("abc,abco->o", xp[i : i + 3, j : j + 3], w)
     for impl in ("xla", "matmul"):
         y = (conv2d_matmul if impl == "matmul" else conv2d_xla)(jnp.asarray(x), jnp.asarray(w), 1)
         np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
@@ -52,7 +52,7 @@ def test_group_norm_against_numpy():
     x = np.random.default_rng(2).normal(size=(4, 4, 8)).astype(np.float32) * 3 + 1
     gn = GroupNorm(2, 8)
     g = x.reshape(4, 4, 2, 4)
-    ref = ((g - g.mean(axis=(0, 1, 3), keepdims=True)) / np.sqrt(g.var(axis=(0, 1, 3), keepdims=True) + 1e-6))
+    ref = (g - g.mean(axis=(0, 1, 3), keepdims=True)) / np.sqrt(g.var(axis=(0, 1, 3), keepdims=True) + 1e-6)
     np.testing.assert_allclose(gn(jnp.asarray(x)), ref.reshape(4, 4, 8), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="12 channels do not split into 8 groups"):
         GroupNorm(8, 12)

@@ -75,8 +75,9 @@ def test_outputs_come_from_the_code_beside_them(py):
         assert not has_outputs, f"{py.stem}.ipynb has outputs that make executed did not record; {FIX}"
         assert not REQUIRE_EXECUTED, f"{py.stem}.ipynb has not been executed; {EXECUTE}"
         return
-    assert info["code_sha256"] == sync.code_hash(nb), \
+    assert info["code_sha256"] == sync.code_hash(nb), (
         f"{py.stem}.ipynb: its code changed since its outputs were made; {EXECUTE}"
+    )
     assert info["mode"] in {"full", "smoke"}, info
     assert not any(o.get("output_type") == "error" for c in sync.code_cells(nb) for o in c.outputs), py.stem
 
@@ -86,7 +87,9 @@ def test_badge_setup_cell_and_links_use_this_repo(py):
     text = py.read_text()
     # the badge opens this very notebook from REPO/BRANCH
     assert f"[![Open In Colab]({sync.BADGE_IMG})]({sync.colab_url(f'notebooks/{py.stem}.ipynb')})" in text, FIX
-    for owner_repo, branch in re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", text):
+    for owner_repo, branch in re.findall(
+        r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", text
+    ):
         assert (owner_repo, branch) == (sync.REPO, sync.BRANCH), FIX
     # the first code cell is the Colab setup cell, identical in every notebook
     first_code = next(c for c in jupytext.read(py).cells if c.cell_type == "code")
@@ -110,10 +113,10 @@ NEXT = list(zip(CHAIN, CHAIN[1:] + CHAIN[:1])) if len(CHAIN) > 1 else []
 def test_links_to_the_next_notebook(pair):
     this, nxt = pair[0], pair[1].stem
     last = jupytext.read(this).cells[-1]
-    assert last.cell_type == "markdown" and f"]({nxt}.ipynb)" in last.source, \
+    assert last.cell_type == "markdown" and f"]({nxt}.ipynb)" in last.source, (
         f"the last cell of {this.name} should link to {nxt}.ipynb"
+    )
     assert sync.colab_url(f"notebooks/{nxt}.ipynb") in last.source
-
 
 
 def test_readme_colab_links_use_this_repo():

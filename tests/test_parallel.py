@@ -38,8 +38,9 @@ def inexact_leaves(model):
 def eight(tmp_path_factory):
     out = tmp_path_factory.mktemp("eight")
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, str(HERE / "eight_devices.py"), str(out)], env=env, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, str(HERE / "eight_devices.py"), str(out)], env=env, capture_output=True, text=True, timeout=900
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return out
 
@@ -148,8 +149,9 @@ def test_bfloat16_loss_and_gradient_stay_close_to_float32(data):
 
     l32, g32 = loss_and_grad(jnp.float32)
     l16, g16 = loss_and_grad(jnp.bfloat16)
-    noise_only = float(batch_loss(eqx.tree_at(lambda m: m.conv_out.weight, model, jnp.zeros_like(w)), schedule, x0,
-                                  key))
+    noise_only = float(
+        batch_loss(eqx.tree_at(lambda m: m.conv_out.weight, model, jnp.zeros_like(w)), schedule, x0, key)
+    )
     assert abs(l32 - noise_only) > 0.1, "the model's output must matter for this test"
     assert abs(l16 - l32) <= 0.01 * l32, (l16, l32)  # stated tolerance: 1% of the loss
     cos = float(g16 @ g32 / (jnp.linalg.norm(g16) * jnp.linalg.norm(g32)))

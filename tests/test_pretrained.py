@@ -135,9 +135,14 @@ def test_cli_refuses_an_unknown_preset(capsys):
     assert err.count("\n") == 1 and "unknown preset" in err and "digits" in err
 
 
-@pytest.mark.parametrize("error, code", [(ValueError("the dataset is not there\nsecond line"), 2),
-                                         (PermissionError(13, "Permission denied"), 1),
-                                         (MemoryError(), 1)])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (ValueError("the dataset is not there\nsecond line"), 2),
+        (PermissionError(13, "Permission denied"), 1),
+        (MemoryError(), 1),
+    ],
+)
 def test_cli_errors_are_one_line_with_the_cli_exit_codes(monkeypatch, capsys, error, code):
     def fail(name):
         raise error

@@ -18,8 +18,9 @@ from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.train import DivergenceError, fit
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = get_preset("smoke").replace(train={"steps": 10, "log_every": 5, "steps_per_call": 5, "ckpt_every": 5,
-                                            "sample_every": 1000})
+CONFIG = get_preset("smoke").replace(
+    train={"steps": 10, "log_every": 5, "steps_per_call": 5, "ckpt_every": 5, "sample_every": 1000}
+)
 
 
 def leaves(state):
@@ -41,9 +42,29 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 def _train(out, steps, *extra):
     env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "nanoddpm_utils", "train", "--preset", "smoke", "--out", str(out),
-                             "--steps", str(steps), "--ckpt-every", "5", "--no-progress", *extra],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nanoddpm_utils",
+            "train",
+            "--preset",
+            "smoke",
+            "--out",
+            str(out),
+            "--steps",
+            str(steps),
+            "--ckpt-every",
+            "5",
+            "--no-progress",
+            *extra,
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
 
 
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
@@ -71,15 +92,33 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
 
 def test_credentials_never_reach_the_run_dir_or_the_output(tmp_path):
     """Train and sample with recognisable fake W&B and Kaggle secrets set; W&B runs offline (it writes files)."""
-    secrets = {"WANDB_API_KEY": "wandbFAKEkey" + "0" * 28, "KAGGLE_KEY": "kaggleFAKEkey0123456789abcdef",
-               "KAGGLE_API_TOKEN": "KGAT_kaggleFAKEtoken0123456789"}
-    env = dict(os.environ, **secrets, WANDB_MODE="offline", KAGGLE_USERNAME="someone", HOME=str(tmp_path / "home"),
-               PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=str(ROOT / ".pytest_cache" / "jax"))
+    secrets = {
+        "WANDB_API_KEY": "wandbFAKEkey" + "0" * 28,
+        "KAGGLE_KEY": "kaggleFAKEkey0123456789abcdef",
+        "KAGGLE_API_TOKEN": "KGAT_kaggleFAKEtoken0123456789",
+    }
+    env = dict(
+        os.environ,
+        **secrets,
+        WANDB_MODE="offline",
+        KAGGLE_USERNAME="someone",
+        HOME=str(tmp_path / "home"),
+        PYTHONPATH=str(ROOT),
+        JAX_COMPILATION_CACHE_DIR=str(ROOT / ".pytest_cache" / "jax"),
+    )
     run, out = tmp_path / "run", []
-    for argv in (["train", "--preset", "smoke", "--out", str(run), "--steps", "10", "--no-progress"],
-                 ["sample", "--run", str(run), "--num", "4", "--out", str(run / "s.npz")]):
-        r = subprocess.run([sys.executable, "-m", "nanoddpm_utils", *argv], capture_output=True, env=env,
-                           stdin=subprocess.DEVNULL, timeout=600, cwd=ROOT)
+    for argv in (
+        ["train", "--preset", "smoke", "--out", str(run), "--steps", "10", "--no-progress"],
+        ["sample", "--run", str(run), "--num", "4", "--out", str(run / "s.npz")],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "nanoddpm_utils", *argv],
+            capture_output=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            timeout=600,
+            cwd=ROOT,
+        )
         assert r.returncode == 0, r.stderr.decode()[-2000:]
         out += [r.stdout, r.stderr]
     files = [p for p in run.rglob("*") if p.is_file()]

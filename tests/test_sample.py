@@ -2,13 +2,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracle import make_oracle
 
 from nanoddpm_utils.config import get_preset
 from nanoddpm_utils.diffusion import q_sample
 from nanoddpm_utils.sample import p_sample_loop, sample_images
 from nanoddpm_utils.schedule import make_schedule
 from nanoddpm_utils.unet import make_model
-from oracle import make_oracle
 
 
 @pytest.fixture(scope="module")

@@ -116,24 +116,29 @@ def test_the_spacings_are_those_of_the_papers():
 def test_ddim_follows_the_spacing(spacing):
     T, steps = 100, 7
     schedule, x_T = make_schedule("linear", T), jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 3, 1)))
-    x = ddim_sample_loop(Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps, clip_x0=False,
-                         spacing=spacing, x_T=x_T)
+    x = ddim_sample_loop(
+        Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps, clip_x0=False, spacing=spacing, x_T=x_T
+    )
     ref = ddim_reference(wobble_np, linear_abar(T), ddim_timesteps(T, steps, spacing), np.asarray(x_T, np.float64))
     np.testing.assert_allclose(x, ref, rtol=2e-4, atol=2e-4)
 
 
 # --------------------------------------------------------------------------- DPM-Solver++(2M)
 @pytest.mark.parametrize("clip", [False, True])
-@pytest.mark.parametrize("steps, spacing", [(1, "uniform"), (2, "uniform"), (3, "trailing"), (10, "uniform"),
-                                            (10, "quadratic"), (25, "trailing")])
+@pytest.mark.parametrize(
+    "steps, spacing",
+    [(1, "uniform"), (2, "uniform"), (3, "trailing"), (10, "uniform"), (10, "quadratic"), (25, "trailing")],
+)
 def test_dpm_solver_matches_a_python_loop_of_the_paper(steps, spacing, clip):
     T = 1000
     schedule = make_schedule("linear", T)
     x_T = jnp.asarray(np.random.default_rng(1).normal(size=(2, 4, 4, 1)), jnp.float32)
-    x = dpm_solver_sample_loop(Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps, clip_x0=clip,
-                               spacing=spacing, x_T=x_T)
-    ref = dpm_solver_pp_2m_reference(wobble_np, linear_abar(T), ddim_timesteps(T, steps, spacing),
-                                     np.asarray(x_T, np.float64), clip)
+    x = dpm_solver_sample_loop(
+        Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps, clip_x0=clip, spacing=spacing, x_T=x_T
+    )
+    ref = dpm_solver_pp_2m_reference(
+        wobble_np, linear_abar(T), ddim_timesteps(T, steps, spacing), np.asarray(x_T, np.float64), clip
+    )
     np.testing.assert_allclose(x, ref, rtol=1e-3, atol=1e-3)
 
 
@@ -142,10 +147,10 @@ def test_dpm_solver_is_second_order_not_ddim():
     schedule = make_schedule("linear", 1000)
     x_T = jnp.asarray(np.random.default_rng(2).normal(size=(1, 4, 4, 1)), jnp.float32)
     for steps, same in ((2, True), (10, False)):
-        a = dpm_solver_sample_loop(Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps,
-                                   clip_x0=False, x_T=x_T)
-        b = ddim_sample_loop(Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps, clip_x0=False,
-                             x_T=x_T)
+        a = dpm_solver_sample_loop(
+            Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps, clip_x0=False, x_T=x_T
+        )
+        b = ddim_sample_loop(Wobble(), schedule, jax.random.key(0), x_T.shape, num_steps=steps, clip_x0=False, x_T=x_T)
         assert np.allclose(a, b, atol=1e-4) == same
 
 
@@ -154,8 +159,10 @@ def affine_map(loop, T, **kwargs):
     """A deterministic sampler with the linear Gaussian eps is x_0 = A x_T + B; so its samples are N(B, A^2)."""
     schedule = make_schedule("linear", T)
     model = GaussianEps(schedule.alphas_cumprod)
-    zero, one = (loop(model, schedule, jax.random.key(0), (1, 1, 1, 1), clip_x0=False, x_T=jnp.full((1, 1, 1, 1), v),
-                      **kwargs) for v in (0.0, 1.0))
+    zero, one = (
+        loop(model, schedule, jax.random.key(0), (1, 1, 1, 1), clip_x0=False, x_T=jnp.full((1, 1, 1, 1), v), **kwargs)
+        for v in (0.0, 1.0)
+    )
     b = float(zero.ravel()[0])
     return float(one.ravel()[0]) - b, b
 
@@ -196,8 +203,14 @@ def test_ddpm_reaches_the_gaussian_data():
     schedule = make_schedule("linear", 1000)
     stds = {}
     for variance in ("fixedsmall", "fixedlarge"):
-        x = p_sample_loop(GaussianEps(schedule.alphas_cumprod), schedule, jax.random.key(0), (10000, 2, 2, 1),
-                          variance=variance, clip_x0=False)
+        x = p_sample_loop(
+            GaussianEps(schedule.alphas_cumprod),
+            schedule,
+            jax.random.key(0),
+            (10000, 2, 2, 1),
+            variance=variance,
+            clip_x0=False,
+        )
         x = np.asarray(x, np.float64).ravel()
         assert abs(x.mean() - MU) < 3 * S / math.sqrt(len(x))
         stds[variance] = x.std()
@@ -247,8 +260,26 @@ def test_the_command_line_samples_with_dpm_solver(tmp_path, capsys):
     config = get_preset("smoke")
     checkpoint.save(tmp_path / "run", init_state(config, jax.random.key(0)), config)
     out = tmp_path / "s.npz"
-    assert main(["sample", "--run", str(tmp_path / "run"), "--num", "2", "--out", str(out), "--sampler", "dpm++2m",
-                 "--steps", "4", "--spacing", "trailing"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--run",
+                str(tmp_path / "run"),
+                "--num",
+                "2",
+                "--out",
+                str(out),
+                "--sampler",
+                "dpm++2m",
+                "--steps",
+                "4",
+                "--spacing",
+                "trailing",
+            ]
+        )
+        == 0
+    )
     samples = np.load(out)["samples"]
     assert samples.shape == (2, 8, 8, 1) and 0.0 <= samples.min() and samples.max() <= 1.0
     with pytest.raises(SystemExit) as e:

@@ -35,11 +35,15 @@ def test_linear_against_closed_form(t):
     # beta-tilde_t = (1 - abar_{t-1}) / (1 - abar_t) * beta_t  (paper eq. 7)
     bt = (1 - prev) / (1 - abar_linear(t)) * linear_beta(t)
     np.testing.assert_allclose(s.posterior_variance[t], bt, rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(s.posterior_mean_coef1[t], math.sqrt(prev) * linear_beta(t) / (1 - abar_linear(t)),
-                               rtol=1e-5)
-    np.testing.assert_allclose(s.posterior_mean_coef2[t],
-                               math.sqrt(1 - linear_beta(t)) * (1 - prev) / (1 - abar_linear(t)), rtol=1e-5,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        s.posterior_mean_coef1[t], math.sqrt(prev) * linear_beta(t) / (1 - abar_linear(t)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        s.posterior_mean_coef2[t],
+        math.sqrt(1 - linear_beta(t)) * (1 - prev) / (1 - abar_linear(t)),
+        rtol=1e-5,
+        atol=1e-12,
+    )
 
 
 def test_posterior_log_variance_clipped_at_t0_uses_t1():

@@ -105,8 +105,13 @@ def test_tracker_offline_without_key_never_prompts(tmp_path):
     )
     run = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(run)], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", script, str(run)],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -149,8 +154,9 @@ def test_online_failure_falls_back_to_offline(tmp_path, monkeypatch, capsys):
     assert [c["mode"] for c in fake.calls] == ["online", "offline"]
     assert t.mode == "offline" and isinstance(t.run, FakeRun)
     # exactly one line, without warnings.warn's "file:line:" prefix, and never the key
-    assert warning_lines(capsys) == ["warning: W&B could not start in online mode (CommError); using offline, "
-                                     "metrics.jsonl is still written"]
+    assert warning_lines(capsys) == [
+        "warning: W&B could not start in online mode (CommError); using offline, metrics.jsonl is still written"
+    ]
     call = fake.calls[-1]
     assert call["dir"] == str(tmp_path) and call["name"] == "r" and call["project"] == "nanoddpm"
     assert call["settings"].silent is True
@@ -192,8 +198,12 @@ def test_config_secrets_are_dropped(tmp_path, monkeypatch, capsys):
     fake = FakeInit()
     monkeypatch.setattr(wandb, "init", fake)
     config = {
-        "lr": 2e-4, "WANDB_API_KEY": FAKE_KEY, "hf_token": "t", "Secret": "s",
-        "db_password": "p", "data": {"name": "digits", "kaggle_key": "k", "sizes": [1, 2]},
+        "lr": 2e-4,
+        "WANDB_API_KEY": FAKE_KEY,
+        "hf_token": "t",
+        "Secret": "s",
+        "db_password": "p",
+        "data": {"name": "digits", "kaggle_key": "k", "sizes": [1, 2]},
     }
     t = Tracker(tmp_path, config)
     assert warning_lines(capsys) == []
@@ -244,8 +254,9 @@ def test_wandb_log_error_switches_wandb_off(tmp_path, monkeypatch, capsys):
     t.run = Broken()
     t.log({"loss": 1.0}, step=0)
     t.log({"loss": 0.5}, step=1)
-    assert warning_lines(capsys) == ["warning: W&B could not log (OSError); using disabled, metrics.jsonl is still "
-                                     "written"]  # once: W&B is off after the first error
+    assert warning_lines(capsys) == [
+        "warning: W&B could not log (OSError); using disabled, metrics.jsonl is still written"
+    ]  # once: W&B is off after the first error
     assert t.run is None and t.mode == "disabled"
     assert [r["loss"] for r in read_metrics(tmp_path)] == [1.0, 0.5]
     assert tracking.MODES == ("online", "offline", "disabled")

@@ -19,8 +19,10 @@ from nanoddpm_utils.state import init_state
 from nanoddpm_utils.train import fit
 
 CONFIG = get_preset("digits").replace(
-    model={"ch": 16}, diffusion={"num_timesteps": 100},
-    train={"steps": 300, "lr": 2e-3, "warmup_steps": 50, "ema_decay": 0.98, "log_every": 25, "steps_per_call": 25})
+    model={"ch": 16},
+    diffusion={"num_timesteps": 100},
+    train={"steps": 300, "lr": 2e-3, "warmup_steps": 50, "ema_decay": 0.98, "log_every": 25, "steps_per_call": 25},
+)
 NUM = 200
 
 
@@ -36,9 +38,16 @@ def test_a_short_digits_run_learns():
     after = quality(state.ema)
     losses = [row["loss"] for row in history]
     print("loss", np.round(losses, 3))
-    print({name: {k: round(v, 3) for k, v in table["samples"].items()} for name, table in
-           (("before", before), ("after", after))}, "real", after["real (held out)"]["frechet"],
-          "noise", after["noise"]["frechet"])
+    print(
+        {
+            name: {k: round(v, 3) for k, v in table["samples"].items()}
+            for name, table in (("before", before), ("after", after))
+        },
+        "real",
+        after["real (held out)"]["frechet"],
+        "noise",
+        after["noise"]["frechet"],
+    )
     assert len(losses) == CONFIG.train.steps // CONFIG.train.log_every
     # L_simple of a fresh model is about 1 (it predicts noise of variance 1 poorly); learning halves it and more
     assert np.mean(losses[-2:]) < 0.5 * losses[0], losses

@@ -40,8 +40,9 @@ def test_output_shape_equals_input_shape(model):
 
 
 def test_cifar_shape_and_attention_at_16():
-    cfg = ModelConfig(image_size=32, in_channels=3, ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1,
-                      attn_resolutions=(16,), dropout=0.0)
+    cfg = ModelConfig(
+        image_size=32, in_channels=3, ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=1, attn_resolutions=(16,), dropout=0.0
+    )
     m = UNet(cfg, key=jax.random.key(1))
     assert [a is not None for a in m.down[1].attns] == [True] and m.down[0].attns == [None]
     assert m(jnp.zeros((32, 32, 3)), jnp.array(0)).shape == (32, 32, 3)
@@ -97,13 +98,19 @@ def test_wrong_input_shape_is_a_clear_error(model):
         model(jnp.zeros((8, 8, 1)), jnp.arange(2))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(image_size=30, ch_mult=(1, 2, 2)), "image_size 30 is not divisible by 2\\^\\(levels-1\\) = 4"),
-    (dict(image_size=32, attn_resolutions=(12,)), r"attention resolution\(s\) \[12\] never occur.*\(32, 16, 8, 4\)"),
-    (dict(ch=20), "not multiples of num_groups=32"),
-    (dict(dropout=1.5), "dropout must lie in"),
-    (dict(ch_mult=()), "ch_mult must be a non-empty"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(image_size=30, ch_mult=(1, 2, 2)), "image_size 30 is not divisible by 2\\^\\(levels-1\\) = 4"),
+        (
+            dict(image_size=32, attn_resolutions=(12,)),
+            r"attention resolution\(s\) \[12\] never occur.*\(32, 16, 8, 4\)",
+        ),
+        (dict(ch=20), "not multiples of num_groups=32"),
+        (dict(dropout=1.5), "dropout must lie in"),
+        (dict(ch_mult=()), "ch_mult must be a non-empty"),
+    ],
+)
 def test_bad_model_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(**kwargs)
@@ -116,10 +123,14 @@ def test_unknown_preset():
 
 def test_check_labels_takes_the_classes_and_refuses_the_rest_in_one_line():
     np.testing.assert_array_equal(check_labels(10, [0, 9, 3]), [0, 9, 3])
-    for num_classes, labels, message in [(10, [3, 10], r"label\(s\) \[10\] outside this model's classes 0 \.\. 9"),
-                                         (10, [-1], r"\[-1\] outside"), (10, [1.5], "integers in 0 .. 9"),
-                                         (10, [], "non-empty"), (10, [[1]], "integers"),
-                                         (0, [1], "unconditional")]:
+    for num_classes, labels, message in [
+        (10, [3, 10], r"label\(s\) \[10\] outside this model's classes 0 \.\. 9"),
+        (10, [-1], r"\[-1\] outside"),
+        (10, [1.5], "integers in 0 .. 9"),
+        (10, [], "non-empty"),
+        (10, [[1]], "integers"),
+        (0, [1], "unconditional"),
+    ]:
         with pytest.raises(ValueError, match=message) as e:
             check_labels(num_classes, labels)
         assert "\n" not in str(e.value)

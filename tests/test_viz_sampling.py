@@ -41,7 +41,7 @@ def test_animated_png_holds_every_frame_with_its_timing():
 
 def test_animated_png_takes_figures_frames():
     fig, ax = plt.subplots(figsize=(1, 1))
-    line, = ax.plot([0, 1], [0, 0])
+    (line,) = ax.plot([0, 1], [0, 0])
     pngs = []
     for y in (0, 1):
         line.set_ydata([y, y])

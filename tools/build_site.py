@@ -66,14 +66,21 @@ def title_of(nb) -> str:
 def note_cell(nb):
     info = sync.executed_info(nb)
     if info is None:
-        return ("```{note}\nThis page shows the notebook's code without its outputs: it has not been executed "
-                "(`make executed`). Open it in Colab to run it.\n```")
+        return (
+            "```{note}\nThis page shows the notebook's code without its outputs: it has not been executed "
+            "(`make executed`). Open it in Colab to run it.\n```"
+        )
     if info.get("mode") == "smoke":
-        data = (" Its data is a tiny stand-in (coloured blobs in CIFAR-10's file layout), not CIFAR-10: the machine "
-                "that ran it could not download the dataset, so the cells that need the real images show no output."
-                if info.get("stand_in") else "")
-        return ("```{note}\nThe outputs on this page come from the notebook's smoke mode (`NANODDPM_SMOKE=1`): "
-                f"tiny sizes and few steps, so that it runs in minutes.{data} Run it yourself for the real thing.\n```")
+        data = (
+            " Its data is a tiny stand-in (coloured blobs in CIFAR-10's file layout), not CIFAR-10: the machine "
+            "that ran it could not download the dataset, so the cells that need the real images show no output."
+            if info.get("stand_in")
+            else ""
+        )
+        return (
+            "```{note}\nThe outputs on this page come from the notebook's smoke mode (`NANODDPM_SMOKE=1`): "
+            f"tiny sizes and few steps, so that it runs in minutes.{data} Run it yourself for the real thing.\n```"
+        )
     return None
 
 
@@ -90,8 +97,12 @@ def sample_picture(notebooks: list[Path], src: Path) -> str | None:
     for name in SAMPLE_FROM:
         if name in by_name:
             nb = nbformat.read(by_name[name], as_version=4)
-            pngs = [o["data"]["image/png"] for c in sync.code_cells(nb) for o in c.outputs
-                    if "image/png" in o.get("data", {})]
+            pngs = [
+                o["data"]["image/png"]
+                for c in sync.code_cells(nb)
+                for o in c.outputs
+                if "image/png" in o.get("data", {})
+            ]
             if sync.executed_info(nb) and pngs:
                 (src / "sample.png").write_bytes(base64.b64decode(pngs[-1]))
                 return "sample.png"
@@ -122,13 +133,17 @@ def build_sources(src: Path) -> None:
             nb.cells.insert(1, nbformat.v4.new_markdown_cell(note))
         nbformat.write(nb, src / rel)
         number, _, _ = path.stem.partition("_")
-        rows.append(f"| {number} | [{title_of(nb)}]({rel}) | "
-                    f"[![Open in Colab](_static/colab-badge.svg)]({sync.colab_url(rel)}) |")
+        rows.append(
+            f"| {number} | [{title_of(nb)}]({rel}) | "
+            f"[![Open in Colab](_static/colab-badge.svg)]({sync.colab_url(rel)}) |"
+        )
         toc.append(rel.removesuffix(".ipynb"))
 
     for doc in docs:
         text = (ROOT / doc).read_text()
-        colab = f"[![Open in Colab](/_static/colab-badge.svg)]({sync.colab_url(notebooks[0].relative_to(ROOT).as_posix())})"
+        colab = (
+            f"[![Open in Colab](/_static/colab-badge.svg)]({sync.colab_url(notebooks[0].relative_to(ROOT).as_posix())})"
+        )
         lines = text.split("\n")
         head = next((i for i, line in enumerate(lines) if line.startswith("# ")), -1)
         lines.insert(head + 1, f"\n{colab} (the course starts with notebook {notebooks[0].stem[:2]})\n")
@@ -141,8 +156,10 @@ def build_sources(src: Path) -> None:
     index = index.replace("{{ sample_picture }}", f"![Samples drawn by a trained model]({picture})" if picture else "")
     index = index.replace("{{ course_map }}", "\n".join(["| | notebook | run it |", "| --- | --- | --- |", *rows]))
     index = index.replace("{{ toc }}", "\n".join(toc))
-    index = index.replace("{{ cheatsheet }}", "The [cheat sheet](docs/cheatsheet.md) has every formula and "
-                          "function on one page." if docs else "")
+    index = index.replace(
+        "{{ cheatsheet }}",
+        "The [cheat sheet](docs/cheatsheet.md) has every formula and function on one page." if docs else "",
+    )
     (src / "index.md").write_text(index)
 
 
@@ -154,8 +171,7 @@ def main(argv=None) -> int:
 
     build_sources(args.src)
     env = {**os.environ, "NANODDPM_SITE_REPO": sync.REPO, "NANODDPM_SITE_BRANCH": sync.BRANCH}
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-E",
-           str(args.src), str(args.out)]
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-E", str(args.src), str(args.out)]
     rc = subprocess.run(cmd, env=env).returncode
     if rc == 0:
         print(f"site: {args.out / 'index.html'}")

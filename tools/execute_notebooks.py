@@ -15,7 +15,8 @@ nanoddpm_utils.pretrained was among them). tools/sync_notebooks.py keeps those o
 code cells still hash to that value; a notebook is stale when its code, its mode or a recorded package
 file changed, or it has no such record, and tests/test_notebooks.py names the stale ones. When a smoke run
 read a stand-in instead of its real data (STAND_INS), the outputs of the cells tagged ``needs-real-data``
-are dropped: they would show the stand-in under the real data's names. A notebook is refused (nothing written, exit 1) when a cell errors, when a warning comes
+are dropped: they would show the stand-in under the real data's names. A notebook is refused (nothing
+written, exit 1) when a cell errors, when a warning comes
 from our own code (the notebook or nanoddpm_utils), or when a local path of this machine survives the
 clean-up below; figures are PNGs at DPI dots per inch, and the total size is reported.
 """
@@ -83,7 +84,7 @@ SITE_PACKAGES_RE = re.compile(r"[^\s'\"(]*/(site|dist)-packages/")
 def clean_text(text: str) -> str:
     text = SITE_PACKAGES_RE.sub("<site-packages>/", text)
     for path, new in local_paths():
-        text = re.sub(re.escape(path) + r"(?![\w.-])", lambda m: new, text)  # whole path components only
+        text = re.sub(re.escape(path) + r"(?![\w.-])", lambda m, new=new: new, text)  # whole path components only
     return text
 
 
@@ -115,11 +116,11 @@ def check_and_clean(nb, name: str) -> list[str]:
                 problems.append(f"{where}: {out.get('ename')}: {out.get('evalue')}")
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 for m in WARNING_RE.finditer(out["text"]):
-                    line = out["text"][m.start():].split("\n", 1)[0]
+                    line = out["text"][m.start() :].split("\n", 1)[0]
                     (problems if OUR_CODE_RE.search(m["file"]) else notices).append(f"{where}: {clean_text(line)}")
             _map_texts(out, clean_text)
             found = []
-            _map_texts(out, lambda t: found.extend(leftover_paths(t)) or t)
+            _map_texts(out, lambda t: found.extend(leftover_paths(t)) or t)  # noqa: B023 (called at once)
             if found:
                 problems.append(f"{where}: local path {sorted(set(found))} left in an output")
     if problems:
@@ -138,6 +139,7 @@ def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
     picture is what a reader can see before running it. A progress bar (tqdm's widget: labels around a
     progress model) becomes the text of its final state, as tqdm prints it in a terminal; any other widget
     without a picture is dropped (its text form is its state when first shown, e.g. a bar at 0%)."""
+
     def picture(model_id, seen=()):
         if model_id in seen or model_id not in state:
             return None
@@ -152,12 +154,17 @@ def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
     import nbformat
 
     def progress_text(model_id):
-        children = [state.get(str(c).removeprefix("IPY_MODEL_"), {}) for c in state.get(model_id, {}).get("children", [])]
+        children = [
+            state.get(str(c).removeprefix("IPY_MODEL_"), {}) for c in state.get(model_id, {}).get("children", [])
+        ]
         bars = [c for c in children if c.get("_model_name") in ("FloatProgressModel", "IntProgressModel")]
         if not bars or not bars[0].get("max"):
             return None
-        labels = [html.unescape(re.sub(r"<[^>]*>", "", str(c.get("value", "")))).strip()
-                  for c in children if c.get("_model_name") == "HTMLModel"]
+        labels = [
+            html.unescape(re.sub(r"<[^>]*>", "", str(c.get("value", "")))).strip()
+            for c in children
+            if c.get("_model_name") == "HTMLModel"
+        ]
         if any(t.endswith("%") for t in labels):  # tqdm's left label is "desc: 100%"
             return " ".join(t for t in labels if t)
         percent = f"{100 * bars[0].get('value', 0) / bars[0]['max']:.0f}%"
@@ -173,8 +180,10 @@ def widgets_to_pictures(nb, state: dict, buffers: dict) -> None:
             png = out["data"].get("image/png") or picture(view["model_id"])
             text = None if png else progress_text(view["model_id"])
             if png:
-                out["data"] = {"image/png": png,
-                               "text/plain": "<the widget's picture; run the notebook to use the widget>"}
+                out["data"] = {
+                    "image/png": png,
+                    "text/plain": "<the widget's picture; run the notebook to use the widget>",
+                }
                 kept.append(out)
             elif text:
                 kept.append(nbformat.v4.new_output("stream", name="stderr", text=text + "\n"))
@@ -251,8 +260,11 @@ def execute(py: Path, out: Path, mode: str, timeout: int | None = None, cwd: Pat
 
     nb = sync.notebook_from_py(py.read_text())
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
-    env = {"NANODDPM_SMOKE": "1" if mode == "smoke" else "", "WANDB_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        "NANODDPM_SMOKE": "1" if mode == "smoke" else "",
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     data_dir = tempfile.TemporaryDirectory()
     stand_in = stand_in_env(py.stem, mode, Path(data_dir.name))
     env.update(stand_in)
@@ -263,9 +275,14 @@ def execute(py: Path, out: Path, mode: str, timeout: int | None = None, cwd: Pat
         if mode != "smoke":
             os.environ.pop("NANODDPM_SMOKE")
         try:
-            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                    store_widget_state=True,
-                                    resources={"metadata": {"path": str(cwd or py.parent)}})
+            client = NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                record_timing=False,
+                store_widget_state=True,
+                resources={"metadata": {"path": str(cwd or py.parent)}},
+            )
             client.execute()
             probe = nb.cells.pop()
             widgets_to_pictures(nb, client.widget_state, client.widget_buffers)
@@ -283,9 +300,12 @@ def execute(py: Path, out: Path, mode: str, timeout: int | None = None, cwd: Pat
     if stand_in:
         drop_real_data_outputs(fresh)
     loaded = json.loads("".join(o.get("text", "") for o in probe.outputs if o.get("name") == "stdout"))
-    fresh.metadata[sync.EXECUTED_KEY] = {"code_sha256": sync.code_hash(fresh), "mode": mode,
-                                         **({"stand_in": list(stand_in)[0]} if stand_in else {}),
-                                         "package_sha256": package_record(loaded)}
+    fresh.metadata[sync.EXECUTED_KEY] = {
+        "code_sha256": sync.code_hash(fresh),
+        "mode": mode,
+        **({"stand_in": list(stand_in)[0]} if stand_in else {}),
+        "package_sha256": package_record(loaded),
+    }
     out.write_text(jupytext.writes(fresh, fmt="ipynb"))
     return notices
 
@@ -340,8 +360,11 @@ def main(argv=None) -> int:
             continue
         for n in notices:
             print(f"  note, a warning from another library (kept): {n}")
-        print(f"{py.stem}: wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
-              f"({out.stat().st_size / 1e6:.2f} MB, {time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"{py.stem}: wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
+            f"({out.stat().st_size / 1e6:.2f} MB, {time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
 
     written = sorted((args.out or NOTEBOOKS).glob("*.ipynb"))
     total = sum(p.stat().st_size for p in written)

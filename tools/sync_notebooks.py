@@ -29,7 +29,7 @@ BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\(" + re.escape(BADGE_IMG) + r"\)\]\([^)]*\)")
 COLAB_PREFIX_RE = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w./-]+?/notebooks/")
 
-SETUP_TEMPLATE = '''\
+SETUP_TEMPLATE = """\
 # Colab only: fetch the course repository and install its package (does nothing anywhere else).
 import sys
 
@@ -48,7 +48,7 @@ if "google.colab" in sys.modules:
                    env={{**os.environ, "PYTHON": sys.executable}})  # install into this kernel's Python
     if REPO_DIR not in sys.path:
         sys.path.insert(0, REPO_DIR)  # importable now, without restarting the runtime
-    importlib.invalidate_caches()'''
+    importlib.invalidate_caches()"""
 
 
 def colab_url(path: str) -> str:
@@ -139,8 +139,11 @@ def stale_reason(nb) -> str | None:
         return "its code changed"
     if "package_sha256" not in info:
         return "executed before package files were recorded"
-    changed = [rel for rel, digest in sorted(info["package_sha256"].items())
-               if not (ROOT / rel).is_file() or file_sha256(ROOT / rel) != digest]
+    changed = [
+        rel
+        for rel, digest in sorted(info["package_sha256"].items())
+        if not (ROOT / rel).is_file() or file_sha256(ROOT / rel) != digest
+    ]
     return f"changed since it ran: {', '.join(changed)}" if changed else None
 
 

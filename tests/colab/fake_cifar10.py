@@ -29,8 +29,12 @@ def write_batches(root: Path, per_batch: int = 48) -> Path:
     for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
         imgs, labels = images(per_batch, seed=i)
         rows = imgs.transpose(0, 3, 1, 2).reshape(per_batch, 3072)  # channel planes, each 32x32 row-major
-        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": rows,
-                 b"filenames": [f"{name}_{j}.png".encode() for j in range(per_batch)]}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels.tolist(),
+            b"data": rows,
+            b"filenames": [f"{name}_{j}.png".encode() for j in range(per_batch)],
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(batch, f, protocol=3)
     return Path(root)

@@ -15,8 +15,10 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
     mountpoint = os.path.expanduser(mountpoint)
     target = os.path.join(mountpoint, "MyDrive")
     if os.path.islink(target) and os.path.realpath(target) == os.path.realpath(drive):
-        print(f"Drive already mounted at {mountpoint}; to attempt to forcibly remount, call "
-              f'drive.mount("{mountpoint}", force_remount=True).')
+        print(
+            f"Drive already mounted at {mountpoint}; to attempt to forcibly remount, call "
+            f'drive.mount("{mountpoint}", force_remount=True).'
+        )
         MOUNTS.append(mountpoint)
         return
     if os.path.isdir(mountpoint) and os.listdir(mountpoint):

@@ -30,7 +30,9 @@ class TimeoutException(Error):
     """The front end did not answer (as in a subprocess of the kernel)."""
 
     def __init__(self, key):
-        super().__init__(f"Requesting secret {key} timed out. Secrets can only be fetched when running from the Colab UI.")
+        super().__init__(
+            f"Requesting secret {key} timed out. Secrets can only be fetched when running from the Colab UI."
+        )
 
 
 def _in_kernel() -> bool:
