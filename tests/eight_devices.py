@@ -48,7 +48,8 @@ def main(out: Path) -> None:
         state, data_on_mesh = replicate(init_state(CONFIG, 0), mesh), put_dataset(data, mesh)
         if n == 8:
             arrays, static = eqx.partition(state, eqx.is_array)
-            hlo = jax.jit(lambda d, a: step(d, eqx.combine(a, static)))  # noqa: B023 (called at once).lower(data_on_mesh, arrays).compile().as_text()
+            combined = jax.jit(lambda d, a: step(d, eqx.combine(a, static)))  # noqa: B023 (used at once)
+            hlo = combined.lower(data_on_mesh, arrays).compile().as_text()
             (out / "hlo.txt").write_text(hlo)
         state, metrics = step(data_on_mesh, state)
         leaf = jax.tree_util.tree_leaves(eqx.filter(state.model, eqx.is_inexact_array))[0]
