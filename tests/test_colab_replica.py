@@ -1,36 +1,45 @@
 """A replica of a Colab runtime: Colab's preinstalled packages in a venv, a fake ``google.colab``, and the course
-run as a learner meets it.
+run as a learner meets it, in two variants: the CPU-only and GPU runtimes' set (tests/colab/
+colab_cpu_gpu_constraints.txt: wandb among it) and the TPU runtime's (colab_tpu_constraints.txt: no wandb; chex).
 
-- CI (always): ``colab_setup.sh`` in a venv holding Colab's preinstalled versions (tests/colab/
-  colab_tpu_constraints.txt) changes none of them, and the package it installs imports and passes its layer
-  tests on Colab's jax (0.7.2).
-- ``make colab-check`` (NANODDPM_COLAB_CHECK=1) adds: the whole unit suite on that jax; notebooks 01 and 06 run
-  in smoke mode under nbmake with ``google.colab`` present, so the setup cell's Colab branch clones the
-  repository (from a local copy of this working tree) and runs colab_setup.sh; notebook 06 run twice against
-  the same fake Drive, the second run resuming from the first's checkpoint; and no Kaggle credential, in
-  either form, anywhere in the outputs or the run folder.
+- CI (always), for each variant: ``colab_setup.sh`` changes none of the preinstalled versions, and the package it
+  installs imports; on the CPU/GPU set (the default runtime) it also passes its layer tests on Colab's jax (0.7.2),
+  which both sets share.
+- ``make colab-check`` (NANODDPM_COLAB_CHECK=1) adds, for each variant: the layer tests; the whole unit suite on
+  that jax; notebooks 01 and 06 run in smoke mode under nbmake with ``google.colab`` present, so the setup cell's
+  Colab branch clones the repository (from a local copy of this working tree) and runs colab_setup.sh; notebook
+  06 run twice against the same fake Drive, the second run resuming from the first's checkpoint; and no Kaggle
+  credential, in either form, anywhere in the outputs or the run folder.
 
-The venv uses the Python that runs the tests (3.11 here; Colab's is 3.13) and needs PyPI once: it is built in
-~/.cache/nanoddpm/colab-replica and copied for each run.
+Each venv uses Colab's Python, 3.13: ``PY313`` if set, else pyenv's 3.13 (``pyenv root``/versions/3.13*); where
+there is none it falls back to the Python that runs the tests and says so in a warning. It needs PyPI once: it is
+built in ~/.cache/nanoddpm/colab-replica/<variant>-<hash> and copied for each run.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COLAB = ROOT / "tests" / "colab"
-CONSTRAINTS = COLAB / "colab_tpu_constraints.txt"
+# per variant: its preinstalled set, and the packages named in the check (all of them must be there before)
+VARIANTS = {
+    "cpu_gpu": (COLAB / "colab_cpu_gpu_constraints.txt", ("wandb",)),
+    "tpu": (COLAB / "colab_tpu_constraints.txt", ("flax", "chex", "orbax-checkpoint")),
+}
 FULL = os.environ.get("NANODDPM_COLAB_CHECK") == "1"
-MUST_KEEP = ("numpy", "ipywidgets", "jax", "jaxlib", "optax", "scikit-learn", "kagglehub", "pytest")
+MUST_KEEP = ("numpy", "ipywidgets", "jax", "jaxlib", "optax", "matplotlib", "scikit-learn", "kagglehub", "pytest")
 TOKEN = "KGAT_fake0123456789abcdefTOKEN"  # fake credentials: must never appear anywhere they are not asked for
 LEGACY_KEY = "fakelegacykey0123456789abcdef"
 
@@ -43,38 +52,60 @@ def run(cmd, env=None, cwd=None, timeout=900):
     return r
 
 
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(path: Path) -> dict[str, str]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return {canonical(n): v for n, v in (line.split("==") for line in lines if line and not line.startswith("#"))}
+
+
 def freeze(python: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's packages only
     out = run([str(python), "-m", "pip", "freeze", "--disable-pip-version-check"], env=env).stdout
-    pins = (line.split("==") for line in out.splitlines() if "==" in line and not line.startswith("#"))
-    return {name.lower().replace("_", "-"): version for name, version in pins}
+    lines = (line.split("==") for line in out.splitlines() if "==" in line and not line.startswith("#"))
+    return {canonical(name): version for name, version in lines}
 
 
-def pristine_venv() -> Path:
-    """Colab's preinstalled set (plus ipykernel and nbmake, to run notebooks) in a venv, built once and cached."""
-    key = hashlib.sha1(CONSTRAINTS.read_bytes() + sys.version.encode()).hexdigest()[:12]
-    venv = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nanoddpm" / "colab-replica" / key
+def version_of(python: str) -> str:
+    return run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]).stdout.strip()
+
+
+@functools.cache
+def replica_python() -> str:
+    """Colab's Python (3.13): PY313 if set, else pyenv's newest 3.13; else the tests' own Python, with a warning."""
+    named = os.environ.get("PY313")
+    if named:
+        found, where = [named] if os.access(named, os.X_OK) else [], f"PY313={named}"
+    else:
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True) if shutil.which("pyenv") else None
+        versions = Path(root.stdout.strip()) / "versions" if root and root.returncode == 0 else None
+        found = sorted(str(p) for p in versions.glob("3.13*/bin/python")) if versions else []
+        where = f"pyenv ({versions})" if versions else "pyenv (not installed)"
+    if found and version_of(found[-1]).startswith("3.13."):
+        return found[-1]
+    warnings.warn(
+        f"the Colab replica runs on Python {version_of(sys.executable)} (the tests' own), not Colab's 3.13: "
+        f"none found in {where}; install it (pyenv install 3.13) or name one with PY313=/path/to/python3.13",
+        stacklevel=1,
+    )
+    return sys.executable
+
+
+def pristine_venv(variant: str) -> Path:
+    """A variant's preinstalled set (plus nbmake, to run notebooks) in a venv on Colab's Python, built once."""
+    constraints = VARIANTS[variant][0]
+    python = replica_python()
+    key = hashlib.sha1(constraints.read_bytes() + version_of(python).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nanoddpm" / "colab-replica"
+    venv = cache / f"{variant}-{key}"
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
-        run([sys.executable, "-m", "venv", str(venv)])
-        run(
-            [
-                str(venv / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-                str(CONSTRAINTS),
-                "ipykernel",
-                "nbmake",
-                "matplotlib",
-                "pillow",
-                "tqdm",
-            ],
-            timeout=1800,
-        )
+        run([python, "-m", "venv", str(venv)])
+        # every line pinned: pip installs exactly Colab's versions, or fails saying which do not resolve together
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        run([*pip, "-r", str(constraints), "-c", str(constraints), "nbmake"], timeout=1800)
         (venv / ".complete").touch()
     return venv
 
@@ -94,12 +125,12 @@ def working_tree_repo(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture
-def runtime(tmp_path):
-    """A fresh "Colab runtime" per test: a copy of the pristine venv, a /content, a Drive, a Secrets panel."""
+@pytest.fixture(params=sorted(VARIANTS))
+def runtime(request, tmp_path):
+    """A fresh "Colab runtime" per test and variant: a copy of its pristine venv, a /content, a Drive, Secrets."""
     base = tmp_path
     venv = base / "venv"
-    shutil.copytree(pristine_venv(), venv, symlinks=True)
+    shutil.copytree(pristine_venv(request.param), venv, symlinks=True)
     repo = working_tree_repo(base / "repo")
     (base / "content").mkdir()
     (base / "home").mkdir()
@@ -129,43 +160,54 @@ def runtime(tmp_path):
             "IPYTHONDIR": str(base / "ipython"),
         }
     )
-    return {"base": base, "python": venv / "bin" / "python", "repo": repo, "env": env, "secrets": secrets}
+    return {
+        "variant": request.param,
+        "base": base,
+        "python": venv / "bin" / "python",
+        "repo": repo,
+        "env": env,
+        "secrets": secrets,
+    }
 
 
 def test_colab_setup_keeps_every_preinstalled_package_and_the_package_works_on_colabs_jax(runtime):
-    py, env, base = runtime["python"], runtime["env"], runtime["base"]
+    py, env, base, variant = runtime["python"], runtime["env"], runtime["base"], runtime["variant"]
+    constraints, named = VARIANTS[variant]
     before = freeze(py)
-    for name, version in (line.split("==") for line in CONSTRAINTS.read_text().splitlines() if "==" in line):
-        assert before.get(name) == version, f"the replica lacks Colab's {name}=={version}"
+    for name, version in pins(constraints).items():
+        assert before.get(name) == version, f"the {variant} replica lacks Colab's {name}=={version}"
+    for name in MUST_KEEP + named:
+        assert name in before, f"the {variant} replica has no {name}: the check below would not see it change"
 
     clone = Path(env["NANODDPM_CLONE_DIR"])
     run(["git", "clone", "-q", "--depth", "1", "-b", "main", env["NANODDPM_REPO_URL"], str(clone)], env=env)
-    r = run(["bash", str(clone / "colab_setup.sh")], env={**env, "PYTHON": str(py)}, timeout=1800)
+    run(["bash", str(clone / "colab_setup.sh")], env={**env, "PYTHON": str(py)}, timeout=1800)
     after = freeze(py)
     changed = {n: (v, after.get(n)) for n, v in before.items() if after.get(n) != v}
-    assert not changed, f"colab_setup.sh changed preinstalled packages (before, after): {changed}"
-    for name in MUST_KEEP:
-        assert after[name] == before[name]
-    assert "equinox" in after and "nanoddpm-utils" not in before
+    assert not changed, f"colab_setup.sh changed preinstalled packages on the {variant} set (before, after): {changed}"
+    # what Colab lacks was added: equinox everywhere, wandb on the TPU runtime (under the pins above)
+    assert {"equinox", "jaxtyping", "py7zr", "wandb"} <= after.keys() and "nanoddpm-utils" not in before
 
-    r = run(
-        [str(py), "-c", "import jax, nanoddpm_utils; print(jax.__version__, nanoddpm_utils.__file__)"],
-        env=env,
-        cwd=str(base),
-    )
-    version, where = r.stdout.split()
+    show = "import sys, jax, nanoddpm_utils as m; print('%d.%d' % sys.version_info[:2], jax.__version__, m.__file__)"
+    r = run([str(py), "-c", show], env=env, cwd=str(base))
+    python, version, where = r.stdout.split()
     assert version == before["jax"] and Path(where).is_relative_to(clone), r.stdout
+    assert version_of(replica_python()).startswith(python + "."), r.stdout  # the venv runs on the Python chosen
+
+    if not FULL and variant != "cpu_gpu":
+        return  # in CI the layer tests run once: both sets hold the same jax, jaxlib and numpy
 
     if FULL:  # the test tools the suite needs, pinned to what is installed now (jax stays 0.7.2)
-        pins = base / "now.txt"
-        pins.write_text("".join(f"{n}=={v}\n" for n, v in after.items() if n != "nanoddpm-utils"))
+        now = base / "now.txt"
+        now.write_text("".join(f"{n}=={v}\n" for n, v in after.items() if n != "nanoddpm-utils"))
         run(
-            [str(py), "-m", "pip", "install", "--quiet", "-c", str(pins), "jupytext", "scipy", "pytest-xdist"],
+            [str(py), "-m", "pip", "install", "--quiet", "-c", str(now), "jupytext", "scipy", "pytest-xdist"],
             env=env,
             timeout=1800,
         )
     tests = ["tests"] if FULL else ["tests/test_layers.py", "tests/test_zero_pad.py"]
-    for _ in range(3 if FULL else 1):  # the fault of jax 0.7.2 that layers.py avoids was intermittent
+    # the fault of jax 0.7.2 that layers.py avoids was intermittent: three runs on one set (the jax is the same)
+    for _ in range(3 if FULL and variant == "cpu_gpu" else 1):
         r = run(
             [
                 str(py),
