@@ -28,10 +28,10 @@ import equinox as eqx
 import jax
 
 from nanoddpm_utils import checkpoint, pretrained
+from nanoddpm_utils.config import SAMPLERS, SPACINGS
 from nanoddpm_utils.evaluate import as_good, digits_quality_table
 from nanoddpm_utils.images import to_uint8
-from nanoddpm_utils.sample import SAMPLERS, sampling_loop
-from nanoddpm_utils.schedule import SPACINGS
+from nanoddpm_utils.sample import sampling_loop
 
 FIGURES = ("frechet", "kid", "pixel_frechet", "pixel_kid")
 

@@ -15,6 +15,13 @@ SCHEDULES = ("linear", "cosine")  # schedule.make_schedule
 VARIANCES = ("fixedlarge", "fixedsmall")  # diffusion.p_mean_variance: sigma_t^2 = beta_t or beta-tilde_t
 CONV_IMPLS = ("auto", "xla", "matmul")  # layers.resolve_conv_impl
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")  # train.resolve_compute_dtype
+# what the network learns: "eps", the noise of DDPM's path (Ho et al. 2020), or "flow", the velocity of the
+# straight path x_t = (1 - t) x_0 + t eps (flow matching: Lipman et al. 2023; Liu et al. 2023); see flow.py
+OBJECTIVES = ("eps", "flow")  # train.batch_loss
+SPACINGS = ("uniform", "quadratic", "trailing")  # schedule.ddim_timesteps
+# sample.sampling_loop: the first four sample a noise-predicting ("eps") model, euler and heun a velocity ("flow") one
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "edm", "euler", "heun")
+SAMPLERS_OF = {"eps": ("ddpm", "ddim", "dpm++2m", "edm"), "flow": ("euler", "heun")}
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,11 @@ class DiffusionConfig:
     num_timesteps: int = 1000
     variance: str = "fixedlarge"  # sigma_t^2 = beta_t (the paper's CIFAR-10 choice) or "fixedsmall"
     clip_x0: bool = True
+    objective: str = "eps"  # "flow": the straight path and its velocity; schedule and variance then go unused
 
     def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of {OBJECTIVES}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if not isinstance(self.num_timesteps, int) or self.num_timesteps < 1:
@@ -192,6 +202,9 @@ PRESETS: dict[str, Config] = {
     # UNet plus a label embedding (11 x 128: ten digits and "no label"); in the same 3000 steps it learns
     # eps(x, t, c) for ten classes and eps(x, t) at once.
     "digits_cond": _DIGITS.replace(name="digits_cond", model={"num_classes": 10}),
+    # The digits by flow matching (notebook 10): the same UNet and training, the velocity of the straight path as
+    # the target in place of the noise; sampled by integrating an ODE (sample --sampler euler or heun).
+    "digits_fm": _DIGITS.replace(name="digits_fm", diffusion={"objective": "flow"}),
     # CIFAR-10's ten classes, conditional: nano_cifar10 plus a label embedding (10 + 1 rows of 256).
     "nano_cifar10_cond": _NANO.replace(name="nano_cifar10_cond", model={"num_classes": 10}),
     # Tiny, for tests: seconds to compile and run.

@@ -20,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .config import Config
+from .config import SAMPLERS, SAMPLERS_OF, Config
 from .diffusion import initial_noise, p_mean_variance, predict_x0_from_eps
+from .edm import edm_sample_loop
+from .flow import flow_sample_loop
 from .parallel import shard_batch
 from .schedule import Schedule, ddim_timesteps, make_schedule
 from .solver import dpm_solver_sample_loop
@@ -83,8 +85,9 @@ def p_sample_loop(
 
 
 # --------------------------------------------------------------------------- DDIM (Song, Meng & Ermon 2021)
-SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 DEFAULT_DDIM_STEPS = 50  # the DDIM paper's tables use S = 10 .. 1000; 50 is close to DDPM's quality at 1/20 of its cost
+# steps when none are given: EDM's 18 Heun steps are its CIFAR-10 setting (35 network calls); 20 calls for a flow
+DEFAULT_STEPS = {"edm": 18, "euler": 20, "heun": 10}
 
 
 def ddim_step(model, schedule: Schedule, x_t, t, t_prev, key, *, eta=0.0, clip_x0=True):
@@ -151,9 +154,24 @@ def ddim_sample_loop(
     return x
 
 
+def default_sampler(config: Config) -> str:
+    """The sampler a run gets when none is named: DDPM's Algorithm 2, or Euler for a flow-matching run."""
+    return SAMPLERS_OF[config.diffusion.objective][0] if config.diffusion.objective == "eps" else "euler"
+
+
+def network_evaluations(config: Config, sampler: str | None = None, steps: int | None = None) -> int:
+    """How many times ``sample_images`` calls the network per image with these options."""
+    sampler = sampler or default_sampler(config)
+    T = config.diffusion.num_timesteps
+    if sampler == "ddpm":
+        return T
+    steps = steps if steps is not None else DEFAULT_STEPS.get(sampler, min(DEFAULT_DDIM_STEPS, T))
+    return {"edm": 2 * steps - 1, "heun": 2 * steps}.get(sampler, steps)
+
+
 def sample_images(config: Config, model, key: PRNGKeyArray, num: int, **options) -> Float[Array, "n h w c"]:
     """Draw ``num`` images in [-1, 1] from a trained model (use the EMA weights), as configured; ``options`` are
-    ``sampling_loop``'s (the sampler, its steps, eta, spacing, variance, clip_x0, schedule, mesh)."""
+    ``sampling_loop``'s (the sampler, its steps, eta, churn, spacing, variance, clip_x0, schedule, mesh)."""
     loop, schedule, shape, kwargs = sampling_loop(config, num, **options)
     return loop(eqx.nn.inference_mode(model), schedule, key, shape, **kwargs)
 
@@ -165,17 +183,23 @@ def sampling_loop(
     schedule: Schedule | None = None,
     variance: str | None = None,
     clip_x0: bool | None = None,
-    sampler: str = "ddpm",
+    sampler: str | None = None,
     steps: int | None = None,
     eta: float = 0.0,
+    churn: float = 0.0,
     spacing: str = "uniform",
     mesh=None,
 ):
     """``(loop, schedule, shape, kwargs)``: the jitted loop ``sample_images`` runs, with the arguments it gives it.
 
-    ``sampler="ddpm"`` (default): Algorithm 2 over all T steps (``variance`` applies).
+    A noise-predicting run (objective "eps"):
+    ``sampler="ddpm"`` (its default): Algorithm 2 over all T steps (``variance`` applies).
     ``sampler="ddim"``: DDIM on ``steps`` respaced steps (default min(50, T)) with noise scale ``eta``.
     ``sampler="dpm++2m"``: DPM-Solver++(2M) (``solver.py``) on ``steps`` respaced steps (default min(50, T)).
+    ``sampler="edm"``: EDM's Heun sampler (``edm.py``) on ``steps`` rho-spaced steps (default 18: 35 network
+    calls), stochastic with ``churn`` > 0.
+    A flow-matching run (objective "flow"): ``sampler="euler"`` (its default; ``steps`` default 20) or
+    ``"heun"`` (default 10 steps, two calls each) integrate its ODE (``flow.py``).
     ``spacing`` (DDIM and DPM-Solver++): how the steps are placed, one of SPACINGS (see ``ddim_timesteps``).
     With a ``mesh`` (``parallel.make_mesh``) the images are split over its devices when ``num``
     divides evenly, else every device draws them all.
@@ -186,28 +210,43 @@ def sampling_loop(
     if num < 1:
         raise ValueError(f"the number of samples must be >= 1, got {num}")
     d, m = config.diffusion, config.model
+    sampler = default_sampler(config) if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+    if sampler not in SAMPLERS_OF[d.objective]:
+        raise ValueError(
+            f"sampler {sampler!r} cannot sample {config.name}: it was trained to predict "
+            + ("the velocity of a flow" if d.objective == "flow" else "the noise (eps)")
+            + f" and its samplers are {', '.join(SAMPLERS_OF[d.objective])}"
+        )
     schedule = schedule if schedule is not None else make_schedule(d.schedule, d.num_timesteps)
     shape = (num, m.image_size, m.image_size, m.in_channels)
     clip_x0 = d.clip_x0 if clip_x0 is None else clip_x0
     T = schedule.num_timesteps
     mesh = mesh if mesh is not None and num % mesh.size == 0 else None
+    if eta != 0.0 and sampler != "ddim":
+        raise ValueError(f"eta={eta} needs sampler='ddim' (the others are deterministic, or take churn: sampler='edm')")
+    if churn != 0.0 and sampler != "edm":
+        raise ValueError(f"churn={churn} needs sampler='edm' (EDM's stochastic sampler)")
+    if spacing != "uniform" and sampler not in ("ddim", "dpm++2m"):
+        raise ValueError(f"spacing={spacing!r} needs sampler='ddim' or 'dpm++2m'")
     if sampler == "ddpm":
         if steps is not None and steps != T:
-            raise ValueError(
-                f"steps={steps} needs sampler='ddim' or 'dpm++2m'; the DDPM sampler runs all T = {T} steps"
-            )
-        if eta != 0.0:
-            raise ValueError(f"eta={eta} needs sampler='ddim'; DDPM's noise is set by the variance ({d.variance})")
-        if spacing != "uniform":
-            raise ValueError(f"spacing={spacing!r} needs sampler='ddim' or 'dpm++2m'; DDPM visits every step")
+            raise ValueError(f"steps={steps} needs sampler='ddim', 'dpm++2m' or 'edm'; DDPM runs all T = {T} steps")
         return p_sample_loop, schedule, shape, {"variance": variance or d.variance, "clip_x0": clip_x0, "mesh": mesh}
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-    num_steps = min(DEFAULT_DDIM_STEPS, T) if steps is None else steps
+    num_steps = DEFAULT_STEPS.get(sampler, min(DEFAULT_DDIM_STEPS, T)) if steps is None else steps
+    if sampler in ("euler", "heun"):
+        kwargs = {"num_steps": num_steps, "method": sampler, "clip_x0": clip_x0, "mesh": mesh}
+        return flow_sample_loop, schedule, shape, kwargs
+    if sampler == "edm":
+        return (
+            edm_sample_loop,
+            schedule,
+            shape,
+            {"num_steps": num_steps, "churn": float(churn), "clip_x0": clip_x0, "mesh": mesh},
+        )
     ddim_timesteps(T, num_steps, spacing)  # refuses a bad count or spacing with its message, before tracing
     kwargs = {"num_steps": num_steps, "clip_x0": clip_x0, "spacing": spacing, "mesh": mesh}
     if sampler == "ddim":
         return ddim_sample_loop, schedule, shape, {**kwargs, "eta": float(eta)}
-    if eta != 0.0:
-        raise ValueError(f"eta={eta} needs sampler='ddim'; DPM-Solver++(2M) is deterministic")
     return dpm_solver_sample_loop, schedule, shape, kwargs

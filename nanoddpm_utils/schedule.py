@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .config import SCHEDULES
+from .config import SCHEDULES, SPACINGS
 
 
 def linear_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
@@ -107,7 +107,6 @@ def make_schedule(name: str = "linear", num_timesteps: int = 1000, **kwargs) -> 
 
 
 # --------------------------------------------------------------------------- the timesteps of few-step samplers
-SPACINGS = ("uniform", "quadratic", "trailing")
 
 
 def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform") -> np.ndarray:

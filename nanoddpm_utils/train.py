@@ -5,6 +5,7 @@ Every step draws its batch on device from the in-memory uint8 dataset, so Python
 touches the host once per K steps. Algorithm 1 of the paper, per example:
     x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I);
     minimise ||eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1-abar_t) eps, t)||^2
+A flow-matching config (objective "flow") swaps the path and the target only (``batch_loss``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .config import Config
+from .config import OBJECTIVES, Config
 from .data import get_batch
 from .diffusion import loss_simple, q_sample
+from .flow import TIME_SCALE, flow_interpolate, flow_velocity
 from .images import save_png
 from .parallel import check_batch_size, make_mesh, put_dataset, replicate, shard_batch, to_host
 from .sample import sample_images
@@ -65,8 +67,13 @@ def batch_loss(
     compute_dtype=jnp.float32,
     labels=None,
     label_dropout: float = 0.0,
+    objective: str = "eps",
 ):
     """L_simple averaged over a batch: random t and eps per example, dropout keys per example.
+
+    ``objective`` "eps" (DDPM): t is a step 0 .. T-1, x_t = q_sample(x_0, t, eps) and the target is eps.
+    "flow" (flow matching, ``flow.py``): t ~ U(0, 1), x_t = (1 - t) x_0 + t eps, the network sees
+    t * TIME_SCALE and the target is the velocity eps - x_0. The rest is the same.
 
     A class-conditional model gets the batch's ``labels``, each replaced by "no label" with
     probability ``label_dropout`` (``drop_labels``); its key is drawn apart, so an
@@ -76,17 +83,25 @@ def batch_loss(
     cast their float32 weights to bfloat16 as they use them (GroupNorm statistics and the
     attention softmax stay float32); the noise, the prediction's error and the mean are float32.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
     B = x0.shape[0]
     k_t, k_eps, k_drop = jax.random.split(key, 3)
-    t = jax.random.randint(k_t, (B,), 0, schedule.num_timesteps)
     noise = jax.random.normal(k_eps, x0.shape, x0.dtype)
-    x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, x0, t, noise).astype(compute_dtype)
+    if objective == "flow":
+        u = jax.random.uniform(k_t, (B,))
+        x_t = flow_interpolate(x0, noise, u[:, None, None, None]).astype(compute_dtype)
+        t, target = TIME_SCALE * u, flow_velocity(x0, noise)
+    else:
+        t = jax.random.randint(k_t, (B,), 0, schedule.num_timesteps)
+        x_t = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, x0, t, noise).astype(compute_dtype)
+        target = noise
     if labels is None:
-        eps = jax.vmap(lambda x, s, k: model(x, s, key=k))(x_t, t, jax.random.split(k_drop, B))
+        out = jax.vmap(lambda x, s, k: model(x, s, key=k))(x_t, t, jax.random.split(k_drop, B))
     else:
         c = drop_labels(jax.random.fold_in(key, 1), labels, label_dropout, model.null_label)
-        eps = jax.vmap(lambda x, s, ci, k: model(x, s, ci, key=k))(x_t, t, c, jax.random.split(k_drop, B))
-    return jnp.mean(jax.vmap(loss_simple)(eps.astype(jnp.float32), noise))
+        out = jax.vmap(lambda x, s, ci, k: model(x, s, ci, key=k))(x_t, t, c, jax.random.split(k_drop, B))
+    return jnp.mean(jax.vmap(loss_simple)(out.astype(jnp.float32), target))
 
 
 def ema_update(ema: UNet, model: UNet, decay: float) -> UNet:
@@ -108,7 +123,14 @@ def _train_step(config: Config, schedule: Schedule, optimizer, mesh, data, state
         x0, labels = get_batch(k_batch, data, tc.batch_size, tc.random_flip), None
     x0 = shard_batch(x0, mesh)
     loss, grads = eqx.filter_value_and_grad(batch_loss)(
-        state.model, schedule, x0, k_loss, resolve_compute_dtype(tc.compute_dtype), labels, tc.label_dropout
+        state.model,
+        schedule,
+        x0,
+        k_loss,
+        resolve_compute_dtype(tc.compute_dtype),
+        labels,
+        tc.label_dropout,
+        config.diffusion.objective,
     )
     params = eqx.filter(state.model, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
@@ -234,7 +256,8 @@ def fit(
     Data parallel over all devices (or the first ``devices``): the state and data are
     replicated, each batch is split over the devices (see ``parallel.py``). Every backend runs the
     same form: ``steps_per_call`` steps in one ``lax.scan`` (on CPU with im2col convolutions, layers.py).
-    The grids drawn during training use DDIM with ``GRID_DDIM_STEPS`` steps (seconds, not minutes).
+    The grids drawn during training use DDIM with ``GRID_DDIM_STEPS`` steps (seconds, not minutes); a flow run's
+    its Euler sampler.
     """
     tc = config.train
     total = tc.steps if steps is None else steps
@@ -300,9 +323,11 @@ def fit(
                     on_log(step, row)
             paused = time.perf_counter()
             if sample_now:
-                bar.set_description(f"{config.name}: sampling a grid (DDIM, {GRID_DDIM_STEPS} steps)")
-                ddim = {"sampler": "ddim", "steps": min(GRID_DDIM_STEPS, schedule.num_timesteps), "mesh": mesh}
-                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule, **ddim))
+                grid = {"mesh": mesh}  # a flow run: its own default (Euler, 20 steps)
+                if config.diffusion.objective == "eps":
+                    grid.update(sampler="ddim", steps=min(GRID_DDIM_STEPS, schedule.num_timesteps))
+                bar.set_description(f"{config.name}: sampling a grid ({grid.get('sampler', 'euler')})")
+                images = to_host(sample_images(config, state.ema, jax.random.key(step), 64, schedule=schedule, **grid))
                 bar.set_description(config.name)
                 if main_process:
                     save_png(images, Path(run_dir) / "samples" / f"step_{step:08d}.png")

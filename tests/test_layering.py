@@ -21,8 +21,8 @@ FLOORS = [
     ["files", "widgets", "schedule", "embedding", "layers", "parallel", "batch_pickle"],
     ["diffusion", "images"],
     ["unet", "cifar10", "tracking"],
-    ["data", "solver", "bpd", "viz"],
-    ["sample", "evaluate"],  # sample.sampling_loop picks DDPM, DDIM or solver.py's DPM-Solver++
+    ["data", "solver", "edm", "flow", "bpd", "viz"],  # solver, edm and flow: the samplers beyond DDPM and DDIM
+    ["sample", "evaluate"],  # sample.sampling_loop picks DDPM, DDIM, DPM-Solver++, EDM or a flow's Euler / Heun
     ["guidance", "state"],  # state: TrainState and init_state, what checkpoint.py reads and train.py steps
     ["checkpoint"],
     ["train"],  # fit saves through checkpoint

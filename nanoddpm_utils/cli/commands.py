@@ -15,7 +15,7 @@ from ..files import atomic_write
 from ..guidance import check_guidance, sample_guided
 from ..images import image_grid, save_png, to_uint8
 from ..parallel import check_batch_size, initialize_distributed, make_mesh
-from ..sample import sample_images, sampling_loop
+from ..sample import default_sampler, network_evaluations, sample_images, sampling_loop
 from ..state import init_state
 from ..tracking import Tracker, resolve_mode
 from ..train import fit, schedule_for
@@ -121,7 +121,7 @@ def sample_in_chunks(config, model, key, num: int, labels=None, guidance: float 
 def check_sampler(config, **sampler) -> None:
     """The sampler's flags against the run (DDIM-only flags need --sampler ddim; --steps <= T), before sampling."""
     T = config.diffusion.num_timesteps
-    if sampler.get("steps") is not None and sampler["steps"] > T:
+    if sampler.get("sampler") in ("ddim", "dpm++2m") and sampler.get("steps") is not None and sampler["steps"] > T:
         raise UsageError(f"--steps {sampler['steps']} is more than this run's T = {T} diffusion steps; use 1 .. {T}")
     try:
         sampling_loop(config, 1, **sampler)  # builds nothing big: it checks the flags and picks the loop
@@ -153,14 +153,13 @@ def classes_to_draw(config, label, guidance):
 def cmd_sample(args) -> None:
     out, png = check_npz_out(args.out)
     state, config = checkpoint.restore(args.run)
-    sampler = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
+    sampler = dict(sampler=args.sampler, steps=args.steps, eta=args.eta, churn=args.churn, spacing=args.spacing)
     check_sampler(config, **sampler)
     labels = classes_to_draw(config, args.label, args.guidance)
-    T = config.diffusion.num_timesteps
-    calls = T if args.sampler == "ddpm" else (args.steps or min(50, T))
     count = args.num * (len(labels) if labels is not None else 1)
     print(
-        f"sampling {count} image(s) with {args.sampler}: {calls} network evaluations each "
+        f"sampling {count} image(s) with {args.sampler or default_sampler(config)}: "
+        f"{network_evaluations(config, args.sampler, args.steps)} network evaluations each "
         f"(one compiled loop; no progress until it ends) ...",
         flush=True,
     )
@@ -190,7 +189,13 @@ def cmd_eval(args) -> None:
     digits = config.dataset == "digits"
     k_bpd, k_samples = jax.random.split(jax.random.key(args.seed))
     wanted = args.bpd_examples if args.bpd_examples is not None else (None if digits else 1000)
-    if wanted != 0:
+    flow = config.diffusion.objective == "flow"
+    if flow and args.bpd_examples:
+        raise UsageError(
+            f"{config.name} is a flow-matching run: bits/dim is the DDPM bound's (eps-models only); "
+            "drop --bpd-examples or give 0"
+        )
+    if wanted != 0 and not flow:
         test = load_dataset(config.dataset, split="test", image_size=m.image_size, channels=m.in_channels)
         if wanted is not None and wanted < len(test):
             test = test[np.sort(np.random.default_rng(args.seed).choice(len(test), wanted, replace=False))]
@@ -217,7 +222,8 @@ def cmd_eval(args) -> None:
             images = sample_in_chunks(config, state.ema, k_samples, num)
             table = digits_quality_table(to_uint8(images), seed=args.seed)
             print(
-                f"sample quality of {num} samples (DDPM, {T} steps), the mean of {NUM_JUDGES} judges, each against "
+                f"sample quality of {num} samples ({default_sampler(config)}, {network_evaluations(config)} network "
+                f"evaluations), the mean of {NUM_JUDGES} judges, each against "
                 f"{min(num, len(digits_judge().held_out))} real digits it never saw:"
             )
             print(format_table(table))

@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from ..config import PRESETS
+from ..config import PRESETS, SAMPLERS, SPACINGS
 
 MAX_SEED = 2**32 - 1  # a seed is 32 bits of a PRNG key
 MAX_NUM = 50_000  # samples per command: enough for an FID-50k set
@@ -153,19 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=seed, default=0, help=f"random seed in 0 .. {MAX_SEED} (default 0)")
     s.add_argument(
         "--sampler",
-        choices=("ddpm", "ddim", "dpm++2m"),
-        default="ddpm",
-        help="ddpm: ancestral sampling over all T steps (Algorithm 2, default); ddim: DDIM (Song et al. "
-        "2021) on --steps steps; dpm++2m: DPM-Solver++(2M) (Lu et al. 2022) on --steps steps",
+        choices=SAMPLERS,
+        help="a noise-predicting run: ddpm, ancestral sampling over all T steps (Algorithm 2, its default); ddim, "
+        "DDIM (Song et al. 2021); dpm++2m, DPM-Solver++(2M) (Lu et al. 2022); edm, EDM's Heun sampler (Karras et "
+        "al. 2022; 2 --steps - 1 network calls). A flow-matching run: euler (its default) or heun (2 calls a step)",
     )
     s.add_argument(
         "--steps",
         type=positive,
-        help="ddim and dpm++2m: number of denoising steps, 1 .. T (default 50, or T if smaller)",
+        help="every sampler but ddpm: the number of steps (defaults: ddim and dpm++2m 50, or T if smaller; "
+        "edm 18; euler 20; heun 10); ddim and dpm++2m take 1 .. T",
     )
     s.add_argument(
         "--spacing",
-        choices=("uniform", "quadratic", "trailing"),
+        choices=SPACINGS,
         default="uniform",
         help="ddim and dpm++2m: where the steps fall; uniform (default), quadratic (dense near t = 0, "
         "DDIM paper) or trailing (Lin et al. 2023)",
@@ -175,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=number(0, 1),
         default=0.0,
         help="DDIM only: noise scale in [0, 1]; 0 is deterministic given the seed (default), 1 is DDPM-like noise",
+    )
+    s.add_argument(
+        "--churn",
+        type=number(0),
+        default=0.0,
+        help="edm only: S_churn >= 0, the fresh noise each step adds (Algorithm 2); 0 is deterministic (default)",
     )
     s.add_argument(
         "--label",
