@@ -94,10 +94,11 @@ chromium:
 	  exit 1; else \
 	  echo "no chromium: install it (apt-get install chromium); the browser test will skip"; fi
 
-## colab-check: the Colab replica in full (Colab's preinstalled packages in a venv, a fake google.colab): colab_setup.sh,
-## the unit suite on Colab's jax, notebooks 01 and 06 as on Colab, 06 resumed from a fake Drive (needs PyPI once)
+## colab-check: the Colab replica in full (Colab's preinstalled packages in a venv on Python 3.13 (PY313), a fake
+## google.colab), for the CPU/GPU and the TPU runtimes' sets: colab_setup.sh, the unit suite on Colab's jax,
+## notebooks 01 and 06 as on Colab, 06 resumed from a fake Drive (needs PyPI once)
 colab-check: $(VENV)/.installed-dev
-	NANODDPM_COLAB_CHECK=1 $(PY) -m pytest -q tests/test_colab_replica.py
+	NANODDPM_COLAB_CHECK=1 PY313=$(PY313) $(PY) -m pytest -q tests/test_colab_replica.py
 
 clean:
 	rm -rf $(VENV) .venv-313 runs .pytest_cache

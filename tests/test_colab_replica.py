@@ -63,7 +63,8 @@ def pins(path: Path) -> dict[str, str]:
 
 def freeze(python: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's packages only
-    out = run([str(python), "-m", "pip", "freeze", "--disable-pip-version-check"], env=env).stdout
+    # --all: setuptools (Colab pins it) and pip too; without it pip leaves them out on Pythons before 3.12
+    out = run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"], env=env).stdout
     lines = (line.split("==") for line in out.splitlines() if "==" in line and not line.startswith("#"))
     return {canonical(name): version for name, version in lines}
 
