@@ -7,7 +7,7 @@ RUN    ?= runs/$(PRESET)
 
 PY313  ?= $(shell pyenv root 2>/dev/null)/versions/3.13.0/bin/python
 
-.PHONY: train pretrained test test-313 lab bench executed site site-check chromium colab-check clean
+.PHONY: train pretrained test test-313 lab bench executed site site-check chromium lab-check lab-check-widgets7 colab-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	NANODDPM_SMOKE=1 $(PY) -m pytest -n 2 --dist loadfile --nbmake tests $(wildcard notebooks/*.ipynb) \
-	  --ignore=tests/test_site.py
+	  --ignore=tests/test_site.py --ignore=tests/test_lab.py
 
 ## test-313: the unit tests (not the notebooks) on Python 3.13 (PY313=... names another), in .venv-313 at the
 ## versions of constraints.txt; the Colab replica (a venv of its own) and the browser check are left out
@@ -58,7 +58,7 @@ test: $(VENV)/.installed-dev
 
 test-313: .venv-313/.installed-dev
 	NANODDPM_SMOKE=1 .venv-313/bin/python -m pytest -x -q -n 2 --dist loadfile tests \
-	  --ignore=tests/test_colab_replica.py --ignore=tests/test_site.py
+	  --ignore=tests/test_colab_replica.py --ignore=tests/test_site.py --ignore=tests/test_lab.py
 
 ## lab: open the notebooks locally
 lab: $(VENV)/.installed-notebooks
@@ -84,6 +84,20 @@ site: $(VENV)/.installed-site
 ## site-check: build the site, then open every page in headless Chromium (screenshots: build/site-screenshots/)
 site-check: site chromium
 	NANODDPM_SITE_DIR=$(CURDIR)/build/site $(PY) -m pytest -q tests/test_site.py
+
+$(VENV)/.installed-lab: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[dev,site,notebooks]"
+	touch $@
+
+## lab-check: every notebook in JupyterLab in headless Chromium: Run All Cells in smoke mode (no error output, every
+## cell finishes), every widget's controls moved (its figure must redraw); screenshots: build/lab-screenshots/
+lab-check: $(VENV)/.installed-lab chromium
+	$(PY) -m pytest -q tests/test_lab.py
+
+## lab-check-widgets7: the widget notebooks again with ipywidgets 7.7.1 (Colab's) under JupyterLab 3.6, in a venv
+## built from PyPI once (~/.cache/nanoddpm/lab-widgets7)
+lab-check-widgets7: $(VENV)/.installed-lab chromium
+	NANODDPM_LAB_WIDGETS7=1 $(PY) -m pytest -q tests/test_lab.py -k ipywidgets7
 
 # Debian's chromium for the browser test (installed when missing and we may; without it the test skips, or
 # under CI=true fails, as this target does)
