@@ -5,11 +5,12 @@ colab_cpu_gpu_constraints.txt: wandb among it) and the TPU runtime's (colab_tpu_
 - CI (always), for each variant: ``colab_setup.sh`` changes none of the preinstalled versions, and the package it
   installs imports; on the CPU/GPU set (the default runtime) it also passes its layer tests on Colab's jax (0.7.2),
   which both sets share.
-- ``make colab-check`` (NANODDPM_COLAB_CHECK=1) adds, for each variant: the layer tests; the whole unit suite on
-  that jax; notebooks 01 and 06 run in smoke mode under nbmake with ``google.colab`` present, so the setup cell's
-  Colab branch clones the repository (from a local copy of this working tree) and runs colab_setup.sh; notebook
-  06 run twice against the same fake Drive, the second run resuming from the first's checkpoint; and no Kaggle
-  credential, in either form, anywhere in the outputs or the run folder.
+- ``make colab-check`` (NANODDPM_COLAB_CHECK=1) adds, for each variant: the whole unit suite on that jax (three
+  times on the CPU/GPU set, once on the TPU set); notebooks 01 and 06 run in smoke mode under nbmake with
+  ``google.colab`` present, so the setup cell's Colab branch clones the repository (from a local copy of this
+  working tree) and runs colab_setup.sh; notebook 06 run twice against the same fake Drive, the second run
+  resuming from the first's checkpoint; and no Kaggle credential, in either form, anywhere in the outputs or the
+  run folder.
 
 Each venv uses Colab's Python, 3.13: ``PY313`` if set, else pyenv's 3.13 (``pyenv root``/versions/3.13*); where
 there is none it falls back to the Python that runs the tests and says so in a warning. It needs PyPI once: it is
