@@ -115,12 +115,13 @@ paths = {  # for each path, (a, b) at the level where b / a = sigma
     "flow": lambda s: (1 - s / (1 + s), s / (1 + s)),  # t = sigma / (1 + sigma)
     "EDM": lambda s: (1.0, s),
 }
-fig = plt.figure(figsize=(12, 3.6))
-ax, tt = fig.add_subplot(1, 3, 1), np.linspace(0, 1, 200)
+fig = plt.figure(figsize=(13, 3.8), layout="constrained")
+grid = fig.add_gridspec(3, 7, width_ratios=[4, 4, 1, 1, 1, 1, 1])  # two plots, then a 3 x 5 block of images
+ax, tt = fig.add_subplot(grid[:, 0]), np.linspace(0, 1, 200)
 ax.plot(np.arange(T) / T, np.sqrt([abar, 1 - abar]).T, "C0", tt, 1 - tt, "C1--", tt, tt, "C1--")
 ax.set(xlabel="t (DDPM: t / T)", title=r"$a_t$ (falling) and $b_t$ (rising)")
-ax.legend(["DDPM", "_", "flow"], fontsize=7)
-ax = fig.add_subplot(1, 3, 2)
+ax.legend([ax.lines[0], ax.lines[2]], ["DDPM", "flow"], fontsize=7)
+ax = fig.add_subplot(grid[:, 1])
 ax.semilogy(np.arange(T) / T, sigma_ddpm, "C0", label="DDPM")
 ax.semilogy(tt[1:-1], tt[1:-1] / (1 - tt[1:-1]), "C1", label="flow")
 ax.axhspan(0.002, 80, color="C2", alpha=0.15, label=r"EDM: time is $\sigma$ itself")
@@ -129,7 +130,7 @@ ax.legend(fontsize=7)
 for row, (name, path) in enumerate(paths.items()):
     for col, s in enumerate(SIGMAS_DEMO):
         a, b = path(s)
-        sub = fig.add_subplot(3, 3 * len(SIGMAS_DEMO), row * 3 * len(SIGMAS_DEMO) + 2 * len(SIGMAS_DEMO) + col + 1)
+        sub = fig.add_subplot(grid[row, 2 + col])
         sub.imshow(a * x0_demo + b * eps_demo, cmap="gray")  # no vmin/vmax: each on its own scale
         sub.set(xticks=[], yticks=[], title=f"σ={s}" if row == 0 else None)
         sub.set_ylabel(name if col == 0 else None, fontsize=8)
@@ -228,8 +229,7 @@ def flow_solve(v, x, num_steps, method="euler"):
     return x
 
 
-z_toy = np.linspace(-2.5, 2.5, 11)
-exact_end = MU + S * z_toy
+z_toy, exact_end = np.linspace(-2.5, 2.5, 11), MU + S * np.linspace(-2.5, 2.5, 11)  # x_1 = z ends at MU + S z
 gauss_model = lambda x, t_scaled: v_star(x, t_scaled / flow.TIME_SCALE)  # noqa: E731
 for method in ("euler", "heun"):
     package = f64(flow.flow_sample_loop(gauss_model, None, jax.random.key(0), (11, 1), num_steps=8, method=method,
@@ -335,10 +335,9 @@ assert np.allclose(rho_sigmas(18), f64(edm.edm_sigmas(18, 0.002, 80.0, 7.0)), rt
 d_star = lambda x, s: MU + S**2 / (S**2 + s**2) * (x - MU)  # noqa: E731
 x_start = MU + np.sqrt(S**2 + 80.0**2) * z_toy
 edm_err = np.array([np.abs(edm_heun(d_star, x_start, rho_sigmas(k)) - exact_end).max() for k in STEPS])
-print(f"EDM Heun error {np.array2string(edm_err, precision=6)}, "
-      f"ratio per doubling {np.round(edm_err[:-1] / edm_err[1:], 2)}")
+print(f"EDM Heun error {np.array2string(edm_err, precision=6)}, ratios {np.round(edm_err[:-1] / edm_err[1:], 2)}")
 assert np.all(np.abs(edm_err[-3:-1] / edm_err[-2:] - 4) < 0.8), "EDM's Heun is not second order"
-fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
 for row, rho in enumerate((1, 3, 7)):
     axes[0].semilogx(rho_sigmas(18, rho=rho)[:-1], np.full(18, row), "|", ms=14, label=f"ρ = {rho}")
 axes[0].set(yticks=[0, 1, 2], yticklabels=["ρ = 1", "ρ = 3", "ρ = 7"], xlabel="σ", title="18 steps of eq. 5")
@@ -380,7 +379,7 @@ package = f64(edm.edm_sample_loop(model, schedule, jax.random.key(0), z_img.shap
                                   x_T=jnp.asarray(z_img, jnp.float32)))
 print(f"max |inline - edm_sample_loop| = {np.abs(inline - package).max():.1e}")
 assert np.abs(inline - package).max() < 1e-2, "inline EDM differs from edm.py"  # float32, |x| ~ 150
-fig, ax = plt.subplots(figsize=(5.5, 3))
+fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
 ax.semilogy(np.arange(T), sigma_ddpm, label=r"$\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$")
 ax.semilogy(np.searchsorted(sigma_ddpm, rounded(18)), rounded(18), "r.", label="EDM's 18 steps (ρ = 7), rounded")
 ax.set(xlabel="DDPM step t", ylabel="σ", title="a discrete-time model's noise levels")
@@ -451,12 +450,11 @@ if not SMOKE:  # a trained model: EDM's sampler at 35 evaluations is about as go
         assert scores["EDM Heun-18"][key] < 1.5 * scores[f"DDPM-{T}"][key], (key, scores["EDM Heun-18"][key])
 
 # %% [markdown]
-# Read your own numbers (one seed and $N = 360$: a few hundredths are noise). The Fréchet curves fall steeply over the first
-# tens of evaluations, and the second-order samplers (DPM-Solver++, both Heuns) get there with fewer. But, as in notebook
-# 08, a Fréchet distance close to DDPM's does not mean the same samples: the deterministic samplers tend to sit at lower
-# precision and higher recall. **EDM's stochastic sampler** (Algorithm 2) adds fresh noise at each step, raising $\sigma$ by a
-# factor $1 + \gamma$, $\gamma = \min(S_{churn}/N, \sqrt2 - 1)$, then takes Heun's step from there: like DDPM's chain it can forget
-# early errors. Fidelity against diversity at 50 evaluations or fewer (churn 20 on 25 steps: $\gamma$ at its cap):
+# Read your own numbers (one seed, $N = 360$: a few hundredths are noise). The Fréchet curves fall steeply over the first
+# tens of evaluations, faster for the second-order samplers (DPM-Solver++, both Heuns). As in notebook 08, a Fréchet distance
+# close to DDPM's does not mean the same samples: look at precision and recall. **EDM's stochastic sampler** (Algorithm 2) adds
+# fresh noise at each step, raising $\sigma$ by $1 + \gamma$, $\gamma = \min(S_{churn}/N, \sqrt2 - 1)$, before Heun's step: like DDPM's
+# chain it can forget early errors. At 50 evaluations or fewer (churn 20 on 25 steps puts $\gamma$ at its cap):
 
 # %%
 FIDELITY_ROWS = [f"DDPM-{T}", "DPM++(2M)-20", "EDM Heun-18", "flow Euler-20", "flow Heun-10", "EDM churn-25"]
