@@ -337,9 +337,10 @@ def check_widgets(page, name: str, state, shots: Path, redraw: float) -> int:
                     timeout=redraw * 1000,
                 )
             except playwright_api.TimeoutError:
+                kernel = page.evaluate(f"() => {PANEL}.sessionContext.session.kernel.status")
                 raise Failed(
                     f"{name}: widget {w}, control {label!r} moved ({old} -> {new}) but the figure did not redraw"
-                    f" within {redraw:.0f} s"
+                    f" within {redraw:.0f} s (the kernel is {kernel})"
                 ) from None
             after = pixels(figure)
             after.save(shots / f"{tag}-after.png")
