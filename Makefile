@@ -38,7 +38,7 @@ train: $(VENV)/.installed
 
 ## pretrained: train the shipped models again (the digits presets from their seeds) into nanoddpm_utils/weights/
 pretrained: $(VENV)/.installed
-	$(PY) -m nanoddpm_utils.pretrained digits digits_cond
+	$(PY) -m nanoddpm_utils.pretrained digits digits_cond digits_fm
 
 ## test: ruff (lint, format), then the package tests and every notebook (pytest --nbmake), in smoke mode (the browser
 ## check of the site is make site-check's)

@@ -19,7 +19,8 @@ COMPUTE_DTYPES = ("auto", "float32", "bfloat16")  # train.resolve_compute_dtype
 # straight path x_t = (1 - t) x_0 + t eps (flow matching: Lipman et al. 2023; Liu et al. 2023); see flow.py
 OBJECTIVES = ("eps", "flow")  # train.batch_loss
 SPACINGS = ("uniform", "quadratic", "trailing")  # schedule.ddim_timesteps
-# sample.sampling_loop: the first four sample a noise-predicting ("eps") model, euler and heun a velocity ("flow") one
+# sample.sampling_loop: the first four sample a noise-predicting ("eps") model, euler and heun a velocity ("flow") one;
+# the first of each objective's samplers is its default
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "edm", "euler", "heun")
 SAMPLERS_OF = {"eps": ("ddpm", "ddim", "dpm++2m", "edm"), "flow": ("euler", "heun")}
 

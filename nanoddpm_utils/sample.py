@@ -156,7 +156,7 @@ def ddim_sample_loop(
 
 def default_sampler(config: Config) -> str:
     """The sampler a run gets when none is named: DDPM's Algorithm 2, or Euler for a flow-matching run."""
-    return SAMPLERS_OF[config.diffusion.objective][0] if config.diffusion.objective == "eps" else "euler"
+    return SAMPLERS_OF[config.diffusion.objective][0]
 
 
 def network_evaluations(config: Config, sampler: str | None = None, steps: int | None = None) -> int:
