@@ -476,7 +476,9 @@ if not SMOKE:  # fresh noise buys fidelity back
 #
 # **Solutions.** **1.** $\hat x_0 = x_t - t\,\hat v$ (from $x_t = (1-t)x_0 + t\epsilon$ and $v = \epsilon - x_0$), so
 # $D(x;\sigma) = x_t - t\,v(x_t, t)$ with $t = \sigma/(1+\sigma)$, $x_t = (1-t)x$. **2.** Flow Heun-5, by far: second order, on a
-# path whose $v^*$ barely changes along each trajectory; EDM's 5 levels must cover $\sigma$ from 80 down to 0.002. **3.** More churn moves the point up (precision) and left (recall), as $\eta$ did for DDIM in notebook 08.
+# path whose $v^*$ barely changes along each trajectory; EDM's 5 levels must cover $\sigma$ from 80 down to 0.002. **3.** Read your
+# numbers beside churn 20's in the table above: any churn buys back much of the precision the deterministic Heun-18 lost, but
+# on one seed of 360 digits the differences between churn 2, 5 and 20 are a few hundredths, the size of the noise.
 
 # %%
 t_ex, x_ex = np.linspace(0.05, 0.95, 7)[:, None], np.linspace(-2, 2, 9)[None]
