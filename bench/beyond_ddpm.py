@@ -54,11 +54,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num", type=int, default=360, help="samples per row and seed (default 360)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated sampling seeds (default 0,1,2)")
-    p.add_argument("--only", help="comma-separated row labels to run (default: all; DDPM-1000 always runs)")
+    p.add_argument(
+        "--only",
+        help="comma-separated row labels to run (default: all); without DDPM-1000 among them, "
+        "the comparisons with it are left out",
+    )
     p.add_argument("--json", help="also write every figure to this JSON file")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    wanted = None if not args.only else {"DDPM-1000", *args.only.split(",")}
+    wanted = None if not args.only else set(args.only.split(","))
     models = {name: pretrained.load(name) for name in ("digits", "digits_fm")}
     print(f"{args.num} samples per row and seed, seeds {seeds}, on {jax.devices()[0].device_kind}", flush=True)
     results, real = {}, []
@@ -72,7 +76,7 @@ def main():
             images = jax.block_until_ready(sample_images(config, model, jax.random.key(seed), args.num, **options))
             table = digits_quality_table(to_uint8(images), seed=seed)
             rows.append(dict(table["samples"], seconds=time.perf_counter() - t0))
-            if label == "DDPM-1000":
+            if not real or len(real) < len(seeds):  # the floor: real held-out digits, seed by seed (the first row's)
                 real.append(table["real (held out)"])
         nfe = network_evaluations(config, options.get("sampler"), options.get("steps"))
         results[label] = {"nfe": nfe, "rows": rows}
@@ -80,7 +84,7 @@ def main():
         print(f"{label:>24} NFE {nfe:>4}  {cells}", flush=True)
     floor = {f: statistics.fmean(r[f] for r in real) for f in FIGURES}
     print(f"{'real held-out (floor)':>24}           " + "  ".join(f"{f} {floor[f]:.3f}" for f in FIGURES))
-    ref = {f: mean_sd(results["DDPM-1000"]["rows"], f)[0] for f in FIGURES}
+    ref = {f: mean_sd(results["DDPM-1000"]["rows"], f)[0] for f in FIGURES} if "DDPM-1000" in results else None
     print("\nissue 24's goals (means over seeds):")
     for label, r in results.items():
         m = {f: mean_sd(r["rows"], f)[0] for f in FIGURES}
@@ -88,6 +92,10 @@ def main():
         goals = (
             m["confidence"] >= floor["confidence"] - 0.05 and classes == 10 and m["frechet"] <= 1.25 * floor["frechet"]
         )
+        if ref is None:
+            print(f"{label:>24} NFE {r['nfe']:>4}: digits goals {'met' if goals else 'no'} (no DDPM-1000 row here)")
+            r["goals"] = {"digits": goals}
+            continue
         within = all(m[f] <= 1.10 * ref[f] for f in ("frechet", "pixel_frechet"))
         fidelity = abs(m["precision"] - ref["precision"]) <= 0.02 and abs(m["confidence"] - ref["confidence"]) <= 0.02
         print(
