@@ -469,7 +469,7 @@ if not SMOKE:  # fresh noise buys fidelity back
 # ## Exercises (solutions below)
 #
 # 1. **A flow model is a denoiser.** On the straight path, $x_t/(1 - t) = x_0 + \frac{t}{1-t}\epsilon$. Write $D(x;\sigma)$ from $v$
-#    and check it on the Gaussian: $D^*(x/(1-t); \sigma) $ with $\sigma = t/(1-t)$ against your formula with $v^*$.
+#    and check it on the Gaussian: $D^*(x/(1-t); \sigma)$ with $\sigma = t/(1-t)$ against your formula with $v^*$.
 # 2. **Equal budgets.** On the Gaussian, which lands closest: flow Euler-10, flow Heun-5 or EDM Heun-5 (9 evaluations)?
 # 3. **How much churn?** Draw EDM with 25 steps at churn 2 and 5 ($\gamma$ = 0.08, 0.2; churn 20 is at the cap): where do
 #    precision and recall go?
