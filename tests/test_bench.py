@@ -51,7 +51,9 @@ def test_matmul_peak_and_tables(smoke_result, capsys):
     assert "smoke" in out and "extrapolated" in out
 
 
-@pytest.mark.parametrize("script", ["bench_presets.py", "run_all.py", "bench_peer.py", "sampler_curve.py"])
+@pytest.mark.parametrize(
+    "script", ["bench_presets.py", "run_all.py", "bench_peer.py", "sampler_curve.py", "beyond_ddpm.py"]
+)
 def test_scripts_answer_help(script):
     if script == "bench_peer.py":
         pytest.importorskip("torch")
