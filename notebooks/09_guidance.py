@@ -441,6 +441,5 @@ plt.axis("off"), plt.title("guided towards 1 and 7 at once")
 plt.show()
 
 # %% [markdown]
-# **Next:** the appendix, [A1 — JAX speed](A1_jax_speed.ipynb) ·
-# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/A1_jax_speed.ipynb) ·
-# or back to the start: [00 — Diffusion in 2-D](00_diffusion_in_2d.ipynb)
+# **Next:** [10 — After DDPM: flow matching and EDM](10_flow_and_edm.ipynb) ·
+# [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/10_flow_and_edm.ipynb)

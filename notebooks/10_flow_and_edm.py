@@ -245,8 +245,7 @@ assert np.all(np.abs(flow_err["heun"][-3:-1] / flow_err["heun"][-2:] - 4) < 0.6)
 
 # %% [markdown]
 # Now the digits. The shipped `digits_fm` UNet is the same network as DDPM's, trained on $\epsilon - x_0$; `sample_images`
-# integrates its ODE from the same noise as every other sampler. Twenty network evaluations both: Euler with 20 steps and
-# Heun with 10.
+# integrates its ODE from the same noise as every other sampler. Twenty network evaluations both: Euler with 20 steps and Heun with 10.
 
 # %%
 N = 64 if SMOKE else 360  # digits per sampler (the judges below score every row on N)
@@ -494,7 +493,8 @@ for churn in [] if SMOKE else [2.0, 5.0]:  # churn 20: the table above
 # %% [markdown]
 # ## Go further
 # - **Consistency models** ([arXiv:2303.01469](https://arxiv.org/abs/2303.01469)): any point of the ODE's path to its end in one step.
-# - **Rectified-flow reflow** (Liu et al. 2023, [arXiv:2209.03003](https://arxiv.org/abs/2209.03003)): retrain on the pairs
-#   (noise, the sample the flow made of it); the paths straighten and Euler needs fewer steps.
-# - **Latent diffusion** (Rombach et al. 2022, [arXiv:2112.10752](https://arxiv.org/abs/2112.10752)): any of these in an
-#   autoencoder's latent space; Stable Diffusion 3 ([arXiv:2403.03206](https://arxiv.org/abs/2403.03206)) is a rectified flow there.
+# - **Rectified-flow reflow** (Liu et al. 2023): retrain on the pairs (noise, the sample the flow made of it); the paths straighten.
+# - **Latent diffusion** ([arXiv:2112.10752](https://arxiv.org/abs/2112.10752)): any of these in an autoencoder's latent space; Stable Diffusion 3 ([arXiv:2403.03206](https://arxiv.org/abs/2403.03206)) is a rectified flow there.
+#
+# **Next:** the appendix, [A1 — JAX speed](A1_jax_speed.ipynb) · [open in Colab](https://colab.research.google.com/github/suvadityamuk/nanoJaxDDPM/blob/main/notebooks/A1_jax_speed.ipynb) ·
+# or back to the start: [00 — Diffusion in 2-D](00_diffusion_in_2d.ipynb)
